@@ -1,0 +1,12 @@
+/* sim/cmd_topo.c — `moesim topo`: placeholder until its issue lands (see DESIGN.md). */
+#include <stdio.h>
+
+#include "cli.h"
+
+int cmd_topo(int argc, char **argv) {
+  if (argc > 1 && cli_is_help(argv[1])) {
+    printf("usage: moesim topo ...\n\nnot yet implemented in this version.\n");
+    return 0;
+  }
+  return cli_not_implemented("topo");
+}
