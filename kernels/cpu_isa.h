@@ -1,8 +1,8 @@
-/* kernels/cpuid.h — what the CPU can execute, read once with CPUID/XGETBV. Kernel registries use
+/* kernels/cpu_isa.h — what the CPU can execute, read once with CPUID/XGETBV. Kernel registries use
  * it to pick the fastest path at run time, so one binary runs on any x86-64 (and non-x86 builds
  * report no extensions). */
-#ifndef MOESIM_CPUID_H
-#define MOESIM_CPUID_H
+#ifndef MOESIM_CPU_ISA_H
+#define MOESIM_CPU_ISA_H
 
 typedef struct cpu_isa {
   int sse42;       /* SSE4.2 */

@@ -1,6 +1,6 @@
-/* kernels/cpuid.c — CPUID/XGETBV decoding (see cpuid.h). A feature counts only when the OS also
+/* kernels/cpu_isa.c — CPUID/XGETBV decoding (see cpu_isa.h). A feature counts only when the OS also
  * saves the register state it needs (XCR0), as an instruction would otherwise fault. */
-#include "cpuid.h"
+#include "cpu_isa.h"
 
 #include <pthread.h>
 #include <stdlib.h>
