@@ -1,5 +1,5 @@
 /* kernels/cuda/gpu.h — what the host side asks of the CUDA half of the kernel suite. Built from
- * kernels/cuda/*.cu where nvcc exists; kernels/cuda/nocuda.c answers otherwise. */
+ * the .cu files of kernels/cuda (nvcc) where nvcc exists; kernels/cuda/nocuda.c answers otherwise. */
 #ifndef MOESIM_GPU_H
 #define MOESIM_GPU_H
 
