@@ -20,8 +20,12 @@
 #include "gemm_internal.h"
 #include "util.h"
 
+#ifndef GEMM_KC_PAIRS
 #define GEMM_KC_PAIRS 128 /* BF16 K block in pairs (256 K values): 16 KiB of weights per 32 columns */
-#define GEMM_MC 168       /* rows per activation block (a multiple of every MR: 14, 8, 6, 4) */
+#endif
+#ifndef GEMM_MC
+#define GEMM_MC 336 /* rows per activation block (a multiple of every MR: 14, 8, 6, 4) */
+#endif
 
 static int is_fp8(kn_dtype t) { return t == KN_FP8_E4M3 || t == KN_FP8_E5M2; }
 static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -192,11 +196,17 @@ static void block_compute(const gemm_call *cl, const gemm_job *jb, int64_t r0, i
   int64_t kp = cl->kp;
   if (w->dtype == KN_BF16) {
     const bf16_t *wb = (const bf16_t *)w->data + s0 * kp * 32;
+    int64_t tiles = cdiv(mc, mr);
     for (int64_t p0 = 0; p0 < kp; p0 += GEMM_KC_PAIRS) {
       int64_t np = min64(GEMM_KC_PAIRS, kp - p0);
+      /* The next K block's weights (nv strips x np2 lines) are prefetched into L2 a share per tile,
+       * so that the first tile of the next block does not wait for memory. */
+      int64_t np2 = min64(GEMM_KC_PAIRS, kp - p0 - np), lines = nv * np2, per = cdiv(lines, tiles), done = 0;
       for (int64_t i = 0; i < mc; i += mr) {
         int rows = (int)min64(mr, mc - i);
         const uint32_t *ap = jb->apk + ((r0 + i) / mr) * kp * mr + p0 * mr;
+        for (int64_t l = 0; l < per && done < lines; l++, done++)
+          __builtin_prefetch(wb + (done / np2) * kp * 32 + (p0 + np + done % np2) * 32, 0, 2);
         im->ukr[nv - 1][rows - 1](np, ap, mr, wb + p0 * 32, kp * 32, ws + i * sc->ldws, sc->ldws, NULL, NULL, p0 == 0);
       }
     }
@@ -227,21 +237,11 @@ static void block_compute(const gemm_call *cl, const gemm_job *jb, int64_t r0, i
 /* Writes the tile buffer(s) of rows [r0, r0 + mc) and output columns [c0, c1) of job jb to C. */
 static void block_store(const gemm_call *cl, const gemm_job *jb, int64_t r0, int64_t mc, int64_t c0, int64_t c1,
                         const gemm_scratch *sc) {
+  int bf = jb->c.dtype == KN_BF16, sw = cl->epi == GEMM_EPI_SWIGLU;
+  size_t esz = bf ? 2 : 4;
   for (int64_t i = 0; i < mc; i++) {
-    const float *g = sc->ws[0] + i * sc->ldws, *u = sc->ws[1] + i * sc->ldws;
-    int64_t row = r0 + i;
-    if (jb->c.dtype == KN_FP32) {
-      float *o = (float *)jb->c.data + row * jb->c.ld;
-      if (cl->epi == GEMM_EPI_SWIGLU)
-        for (int64_t j = c0; j < c1; j++) o[j] = gemm_silu_mul(g[j - c0], u[j - c0]);
-      else memcpy(o + c0, g, (size_t)(c1 - c0) * sizeof(float));
-    } else {
-      bf16_t *o = (bf16_t *)jb->c.data + row * jb->c.ld;
-      if (cl->epi == GEMM_EPI_SWIGLU)
-        for (int64_t j = c0; j < c1; j++) o[j] = f32_to_bf16(gemm_silu_mul(g[j - c0], u[j - c0]));
-      else
-        for (int64_t j = c0; j < c1; j++) o[j] = f32_to_bf16(g[j - c0]);
-    }
+    char *o = (char *)jb->c.data + ((size_t)((r0 + i) * jb->c.ld + c0)) * esz;
+    cl->impl->store(sc->ws[0] + i * sc->ldws, sc->ws[1] + i * sc->ldws, c1 - c0, o, bf, sw);
   }
 }
 
@@ -445,8 +445,13 @@ int gemm_grouped_masked(pool *tp, int groups, int64_t slots, const int64_t *vali
 /* ---------------------------------------------------------------- the variant registry */
 
 static int sup_scalar(void) { return 1; }
+static int sup_avx512(void) { return cpu_isa_best() >= CPU_AVX512; }
+static int sup_avx512bf16(void) { return cpu_isa_best() >= CPU_AVX512BF16; }
 
 static const gemm_variant variants[] = {
+    {"avx512bf16_14x32", CPU_AVX512BF16, 14, 32, sup_avx512bf16, &gemm_impl_avx512bf16_14x32},
+    {"avx512bf16_6x64", CPU_AVX512BF16, 6, 64, sup_avx512bf16, &gemm_impl_avx512bf16_6x64},
+    {"avx512_8x32", CPU_AVX512, 8, 32, sup_avx512, &gemm_impl_avx512_8x32},
     {"scalar_4x16", CPU_SCALAR, 4, 16, sup_scalar, &gemm_impl_scalar_4x16},
 };
 

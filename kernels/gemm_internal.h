@@ -49,12 +49,17 @@ typedef void (*gemm_ukr_fn)(int64_t kp, const uint32_t *a, int64_t a_stride, con
  * the BF16 strip layout (64 words per quad) using the 256-entry table `lut` (FP8 byte -> BF16). */
 typedef void (*gemm_decode_fn)(int64_t quads, const fp8_t *src, bf16_t *dst, const bf16_t *lut);
 
+/* Epilogue of one row: n outputs from the FP32 tile row g (and u, the up half, for SwiGLU) to dst,
+ * FP32 or BF16 (rounded as f32_to_bf16). */
+typedef void (*gemm_store_fn)(const float *g, const float *u, int64_t n, void *dst, int out_bf16, int swiglu);
+
 /* A variant's implementation: micro-kernels for every mr <= MR and nv <= NV (edges included). */
 typedef struct gemm_impl {
   int mr;                                         /* MR: rows of the full tile */
   int nv;                                         /* NV: strips of the full tile */
   gemm_ukr_fn ukr[GEMM_NV_MAX][GEMM_MR_MAX];      /* ukr[nv - 1][mr - 1] */
   gemm_decode_fn decode;                          /* FP8 strip decoder of this ISA */
+  gemm_store_fn store;                            /* epilogue of this ISA */
 } gemm_impl;
 
 /* Implementations, one per variant (kernels/cpu/gemm_*.c and the portable one in gemm.c). */
@@ -63,6 +68,10 @@ extern const gemm_impl gemm_impl_avx2_4x16;
 extern const gemm_impl gemm_impl_avx512_8x32;
 extern const gemm_impl gemm_impl_avx512bf16_14x32;
 extern const gemm_impl gemm_impl_avx512bf16_6x64;
+
+/* Portable and AVX-512 epilogues. */
+void gemm_store_c(const float *g, const float *u, int64_t n, void *dst, int out_bf16, int swiglu);
+void gemm_store_avx512(const float *g, const float *u, int64_t n, void *dst, int out_bf16, int swiglu);
 
 /* Portable FP8 strip decoder (by table), used by scalar variants and as the truth for others. */
 void gemm_decode_fp8_c(int64_t quads, const fp8_t *src, bf16_t *dst, const bf16_t *lut);

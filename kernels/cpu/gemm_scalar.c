@@ -54,9 +54,18 @@ void gemm_decode_fp8_c(int64_t quads, const fp8_t *src, bf16_t *dst, const bf16_
         for (int i = 0; i < 8; i++) dst[h * 32 + 8 * lane + i] = lut[src[16 * lane + 8 * h + i]];
 }
 
+void gemm_store_c(const float *g, const float *u, int64_t n, void *dst, int out_bf16, int swiglu) {
+  for (int64_t j = 0; j < n; j++) {
+    float x = swiglu ? gemm_silu_mul(g[j], u[j]) : g[j];
+    if (out_bf16) ((bf16_t *)dst)[j] = f32_to_bf16(x);
+    else ((float *)dst)[j] = x;
+  }
+}
+
 const gemm_impl gemm_impl_scalar_4x16 = {
     .mr = 4,
     .nv = 1,
     .ukr = {{ukr_scalar_1x1, ukr_scalar_2x1, ukr_scalar_3x1, ukr_scalar_4x1}},
     .decode = gemm_decode_fp8_c,
+    .store = gemm_store_c,
 };
