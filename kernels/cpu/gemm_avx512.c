@@ -108,4 +108,5 @@ const gemm_impl gemm_impl_avx512_8x32 = {
     .ukr = {{ROW8(1)}, {ROW8(2)}},
     .decode = gemm_decode_fp8_c,
     .store = gemm_store_avx512,
+    .pack_a = gemm_pack_a_c,
 };
