@@ -23,6 +23,9 @@
 #ifndef GEMM_KC_PAIRS
 #define GEMM_KC_PAIRS 128 /* BF16 K block in pairs (256 K values): 16 KiB of weights per 32 columns */
 #endif
+#ifndef GEMM_BPF_TILES
+#define GEMM_BPF_TILES 4 /* row tiles per K block from which the next block's weights are prefetched */
+#endif
 #ifndef GEMM_MC
 #define GEMM_MC 336 /* rows per activation block (a multiple of every MR: 14, 8, 6, 4) */
 #endif
@@ -241,6 +244,7 @@ static void block_compute(const gemm_call *cl, const gemm_job *jb, int64_t r0, i
       /* The next K block's weights (nv strips x np2 lines) are prefetched into L2 a share per tile,
        * so that the first tile of the next block does not wait for memory. */
       int64_t np2 = min64(GEMM_KC_PAIRS, kp - p0 - np), lines = nv * np2, per = cdiv(lines, tiles), done = 0;
+      if (tiles < GEMM_BPF_TILES) lines = 0; /* short M: the micro-kernel prefetches as it streams */
       for (int64_t i = 0; i < mc; i += mr) {
         int rows = (int)min64(mr, mc - i);
         const uint32_t *ap = jb->apk + ((r0 + i) / mr) * kp * mr + p0 * mr;
@@ -501,6 +505,7 @@ int gemm_grouped_masked(pool *tp, int groups, int64_t slots, const int64_t *vali
 /* ---------------------------------------------------------------- the variant registry */
 
 static int sup_scalar(void) { return 1; }
+static int sup_avx2(void) { return cpu_isa_best() >= CPU_AVX2; }
 static int sup_avx512(void) { return cpu_isa_best() >= CPU_AVX512; }
 static int sup_avx512bf16(void) { return cpu_isa_best() >= CPU_AVX512BF16; }
 
@@ -508,6 +513,7 @@ static const gemm_variant variants[] = {
     {"avx512bf16_14x32", CPU_AVX512BF16, 14, 32, sup_avx512bf16, &gemm_impl_avx512bf16_14x32},
     {"avx512bf16_6x64", CPU_AVX512BF16, 6, 64, sup_avx512bf16, &gemm_impl_avx512bf16_6x64},
     {"avx512_8x32", CPU_AVX512, 8, 32, sup_avx512, &gemm_impl_avx512_8x32},
+    {"avx2_4x16", CPU_AVX2, 4, 16, sup_avx2, &gemm_impl_avx2_4x16},
     {"scalar_4x16", CPU_SCALAR, 4, 16, sup_scalar, &gemm_impl_scalar_4x16},
 };
 

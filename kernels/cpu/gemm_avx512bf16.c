@@ -17,6 +17,12 @@
 #include "gemm_internal.h"
 
 #define UNROLL _Pragma("GCC unroll 16")
+#ifndef GEMM_PF_PAIRS
+#define GEMM_PF_PAIRS 64 /* software prefetch distance for streamed weights, in K pairs (4 KiB per strip) */
+#endif
+#ifndef GEMM_PF_ROWS
+#define GEMM_PF_ROWS 4 /* tiles of at most this many rows stream their weights (prefetch them) */
+#endif
 
 static inline __attribute__((always_inline)) void ukr_bf16(const int mr, const int nv, int64_t kp, const uint32_t *a,
                                                            int64_t as, const bf16_t *b, int64_t bs, float *ws,
@@ -27,10 +33,9 @@ static inline __attribute__((always_inline)) void ukr_bf16(const int mr, const i
   for (int64_t p = 0; p < kp; p++) {
     __m512bh bv[GEMM_NV_MAX];
     UNROLL for (int v = 0; v < nv; v++) bv[v] = (__m512bh)_mm512_load_si512((const void *)(b + v * bs + p * 32));
+    if (mr <= GEMM_PF_ROWS) /* short M streams the weights from memory: fetch ahead */
+      UNROLL for (int v = 0; v < nv; v++) _mm_prefetch((const char *)(b + v * bs + (p + GEMM_PF_PAIRS) * 32), _MM_HINT_T1);
     const uint32_t *ap = a + p * as;
-#ifdef GEMM_PF_A
-    _mm_prefetch((const char *)(ap + GEMM_PF_A * as), _MM_HINT_T0);
-#endif
     UNROLL for (int i = 0; i < mr; i++) {
       __m512bh av = (__m512bh)_mm512_set1_epi32((int)ap[i]);
       UNROLL for (int v = 0; v < nv; v++) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], av, bv[v]);
@@ -115,8 +120,10 @@ VBMI static inline __attribute__((always_inline)) void ukr_fp8(const int mr, con
   UNROLL for (int i = 0; i < mr; i++) UNROLL for (int v = 0; v < nv; v++) acc[i][v] = _mm512_setzero_ps();
   for (int64_t q = 0; q < kp / 2; q++) {
     __m512bh p0[GEMM_NV_MAX], p1[GEMM_NV_MAX];
-    UNROLL for (int v = 0; v < nv; v++)
+    UNROLL for (int v = 0; v < nv; v++) {
+      _mm_prefetch((const char *)(b + v * bs + 64 * (q + GEMM_PF_PAIRS / 2)), _MM_HINT_T1);
       dec_quad(_mm512_load_si512((const void *)(b + v * bs + 64 * q)), h0, h1, l0, l1, &p0[v], &p1[v]);
+    }
     const uint32_t *ap = a + 2 * q * as;
     UNROLL for (int i = 0; i < mr; i++) {
       __m512bh a0 = (__m512bh)_mm512_set1_epi32((int)ap[i]), a1 = (__m512bh)_mm512_set1_epi32((int)ap[as + i]);
