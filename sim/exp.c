@@ -144,7 +144,7 @@ int exp_load(cfg_ctx *ctx, const char *path, exp_common *common, const exp_kind 
 static int is_dir(const char *p) { return access(p, R_OK | X_OK) == 0; }
 
 const char *exp_plots_dir(void) {
-  static char dir[PATH_MAX];
+  static char dir[PATH_MAX + 32];
   if (dir[0]) return dir;
   const char *env = getenv("MOESIM_PLOTS");
   if (env && env[0]) {
