@@ -27,6 +27,7 @@
 
 #include "cpu_isa.h"
 #include "dtype.h"
+#include "pool.h"
 
 typedef enum moe_layout {
   MOE_LAYOUT_CONTIGUOUS = 0, /* segments of routes per expert, padded to `align` rows */
@@ -87,6 +88,19 @@ const permute_kernels *permute_best(void);
 /* Zeroes the padding rows of a contiguous-layout buffer (rows with row_src = -1), data
  * [rows x row_bytes]; a no-op for the masked layout. */
 void moe_dispatch_pad(const moe_plan *p, void *data, uint64_t row_bytes);
+
+/* Threaded entry points: tokens (or rows) split evenly across the threads of `tp` (NULL: the
+ * caller alone); `pk` NULL means permute_best(). Same results as one whole-range call. */
+void moe_dispatch_fp8(pool *tp, const permute_kernels *pk, const moe_plan *p, const bf16_t *x,
+                      int64_t H, kn_dtype fmt, int pow2, fp8_t *xq, float *scales);
+void moe_dispatch_bf16(pool *tp, const permute_kernels *pk, const moe_plan *p, const bf16_t *x,
+                       int64_t H, bf16_t *xp);
+void moe_combine(pool *tp, const permute_kernels *pk, const moe_plan *p, const bf16_t *y,
+                 const float *weights, int64_t H, const bf16_t *add, bf16_t *out);
+void moe_swiglu(pool *tp, const permute_kernels *pk, const bf16_t *gu, int64_t rows, int64_t I,
+                bf16_t *out);
+void moe_swiglu_fp8(pool *tp, const permute_kernels *pk, const bf16_t *gu, int64_t rows, int64_t I,
+                    kn_dtype fmt, int pow2, fp8_t *q, float *scales);
 
 extern const permute_kernels permute_avx512_kernels;
 
