@@ -95,11 +95,13 @@ static __device__ __forceinline__ void mma_bf16(float *c, const uint32_t *a, con
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ < 890
 /* Two FP8 codes (bits 0-7, 8-15 of x) -> a BF16 pair (first in the low half). */
 static __device__ __forceinline__ uint32_t mma_e4m3x2_bf16x2(uint32_t x) {
   const __nv_bfloat162 v = __floats2bfloat162_rn(gk_e4m3_to_f32(x & 0xffu), gk_e4m3_to_f32((x >> 8) & 0xffu));
   return *reinterpret_cast<const uint32_t *>(&v);
 }
+#endif
 
 /* One m16n8k32 FP8 step: native on sm_89+, two converted BF16 m16n8k16 steps below that. */
 static __device__ __forceinline__ void mma_fp8(float *c, const uint32_t *a, const uint32_t *b) {

@@ -83,7 +83,8 @@ const char *gk_gemm_variant_name(int variant);
 
 /* Per-token (1x128) quantization of BF16 x[t][h] (h a multiple of 128) into FP8 q[t][h] and FP32
  * scales (layout above; sf_mmajor 0: sf[t][h/128], 1: sf[j * sf_ld + t]). pow2: scales rounded up
- * to powers of two. An all-zero tile gets scale 1 (its values stay 0). */
+ * to powers of two. Bit-identical to kernels/ref/quant_ref.c (amax over finite values, floored at
+ * QUANT_AMAX_FLOOR; q = fp8(x * (1 / scale))). */
 int gk_quant_token(const uint16_t *x, int64_t t, int64_t h, int fmt, int pow2, uint8_t *q, float *sf,
                    int sf_mmajor, int64_t sf_ld, cudaStream_t s);
 /* 128x128 block quantization of BF16 w[rows][cols] (cols a multiple of 128): sf[rows/128][cols/128]
@@ -119,6 +120,37 @@ int gk_fill_bf16(uint16_t *p, uint64_t n, uint64_t seed, cudaStream_t s);
 
 /* FP8 E4M3 bits -> float, exactly (the conversion the sm_80 GEMM path uses; host and device). */
 float gk_e4m3_to_f32_host(uint8_t x);
+/* gk_fp8.h's conversions and scale formula as compiled by nvcc (for the host tests). */
+uint8_t gk_f32_to_fp8_host(float f, int e5m2);
+float gk_fp8_to_f32_host(uint8_t b, int e5m2);
+float gk_quant_scale_host(float amax, int e5m2, int pow2);
+
+/* Vendor baselines (blas.c): a plan per problem, as for the GEMM variants. */
+typedef struct gk_blas_plan gk_blas_plan;
+/* cuBLASLt block-scaled FP8 GEMM on the layouts above (dense, sfa_ld = m). Returns 0, or -1 with
+ * why (no algorithm on this GPU / cuBLAS version). */
+int gk_blas_fp8_make(gk_blas_plan **out, int64_t m, int64_t n, int64_t k, const uint8_t *a, const float *sfa,
+                     const uint8_t *b, const float *sfb, uint16_t *d, char *why, size_t why_len);
+/* cuBLAS BF16 GEMM (cublasGemmEx, FP32 compute). */
+int gk_blas_bf16_make(gk_blas_plan **out, int64_t m, int64_t n, int64_t k, const uint16_t *a, const uint16_t *b,
+                      uint16_t *d, char *why, size_t why_len);
+/* Enqueues the GEMM; 0 or -1. */
+int gk_blas_run(const gk_blas_plan *p, cudaStream_t s);
+const char *gk_blas_name(const gk_blas_plan *p);
+/* 1 when D is written transposed (n x m row-major): cuBLASLt took only the swapped operand order. */
+int gk_blas_transposed(const gk_blas_plan *p);
+void gk_blas_free(gk_blas_plan *p);
+/* cublasLtGetVersion(). */
+int gk_blas_version(void);
+
+/* NCCL (nccl.c): ncclGetVersion(), 0 when NCCL is not built in. */
+int gk_nccl_version(void);
+/* All-to-all among the first ndev GPUs of this process, bytes[r * ndev + p] from rank r to peer p:
+ * use_alltoall 1 = ncclAlltoAll (every count must equal bytes[r * ndev]), 0 = grouped
+ * ncclSend/ncclRecv. Two warm-up runs, then reps timed ones; a run's time is its slowest GPU's.
+ * Returns 0 with the median and min in microseconds, or -1 with why (fewer than 2 GPUs, no NCCL). */
+int gk_nccl_a2a_time(int ndev, const uint64_t *bytes, int use_alltoall, int reps, double *median_us, double *min_us,
+                     char *why, size_t why_len);
 
 #ifdef __cplusplus
 }

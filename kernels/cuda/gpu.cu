@@ -1,9 +1,10 @@
-// kernels/cuda/gpu.cu — device discovery through the CUDA runtime (see gpu.h).
+// kernels/cuda/gpu.cu — device discovery and versions through the CUDA runtime (see gpu.h).
 #include <cuda_runtime.h>
 #include <stdio.h>
 #include <string.h>
 
 extern "C" {
+#include "cuda/gk.h"
 #include "cuda/gpu.h"
 
 int gpu_built(void) { return 1; }
@@ -13,6 +14,7 @@ int gpu_query(gpu_info *out, int max, char *why, int why_len) {
   cudaError_t err = cudaGetDeviceCount(&n);
   if (err != cudaSuccess) {
     if (why && why_len > 0) snprintf(why, (size_t)why_len, "%s", cudaGetErrorString(err));
+    cudaGetLastError();
     return 0;
   }
   if (n == 0 && why && why_len > 0) snprintf(why, (size_t)why_len, "no CUDA device visible");
@@ -34,5 +36,14 @@ int gpu_query(gpu_info *out, int max, char *why, int why_len) {
     cudaDeviceGetPCIBusId(g->pci_bus_id, (int)sizeof g->pci_bus_id, i);
   }
   return n;
+}
+
+void gpu_get_versions(gpu_versions *v) {
+  memset(v, 0, sizeof *v);
+  cudaRuntimeGetVersion(&v->runtime);
+  if (cudaDriverGetVersion(&v->driver) != cudaSuccess) v->driver = 0;
+  v->cublaslt = gk_blas_version();
+  v->nccl = gk_nccl_version();
+  cudaGetLastError();
 }
 }
