@@ -286,6 +286,19 @@ static void gk_pick_wgmma_tile(const gk_kargs &p, int sms, int *bm_out, int *bn_
   *bn_out = bn_best;
 }
 
+/* 1 if `name` is an element of the comma-separated list. */
+static int gk_in_list(const char *list, const char *name) {
+  const size_t n = strlen(name);
+  for (const char *p = list; *p;) {
+    const char *e = strchr(p, ',');
+    const size_t len = e ? (size_t)(e - p) : strlen(p);
+    if (len == n && strncmp(p, name, n) == 0) return 1;
+    if (!e) break;
+    p = e + 1;
+  }
+  return 0;
+}
+
 extern "C" int gk_gemm_plan_make(const gk_gemm_desc *d, int variant, gk_gemm_plan **out, char *why,
                                  size_t why_len) {
   why[0] = 0;
@@ -296,6 +309,11 @@ extern "C" int gk_gemm_plan_make(const gk_gemm_desc *d, int variant, gk_gemm_pla
       (d->layout != GK_DENSE && !d->d_counts) || !d->a || !d->b || !d->d ||
       (fp8 && (!d->sfa || !d->sfb || d->sfa_ld < gk_gemm_rows(d)))) {
     snprintf(why, why_len, "unsupported problem (k %% 128, n %% 8, groups <= %d, scales)", GK_MAX_GROUPS);
+    return -1;
+  }
+  const char *allow = getenv("MOESIM_CUDA_VARIANTS");
+  if (allow && *allow && !gk_in_list(allow, gk_gemm_variant_name(variant))) {
+    snprintf(why, why_len, "%s disabled by MOESIM_CUDA_VARIANTS=%s", gk_gemm_variant_name(variant), allow);
     return -1;
   }
   int dev = 0;

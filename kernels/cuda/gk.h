@@ -67,7 +67,9 @@ typedef struct gk_gemm_plan gk_gemm_plan;
 
 /* Prepares `variant` for the problem `d` on the current device (tile choice, TMA descriptors,
  * launch shape). Returns 0 and *out, or -1 with the reason in why (variant not built for this
- * GPU, shape unsupported). The plan keeps the pointers of d: launch it as often as wanted. */
+ * GPU, shape unsupported, or left out of the environment variable MOESIM_CUDA_VARIANTS, a comma
+ * list such as "naive,mma" that devcheck.sh uses to retry without a variant that crashed). The
+ * plan keeps the pointers of d: launch it as often as wanted. */
 int gk_gemm_plan_make(const gk_gemm_desc *d, int variant, gk_gemm_plan **out, char *why, size_t why_len);
 /* Enqueues the GEMM on stream s; returns the launch's cudaError_t (0 on success). */
 int gk_gemm_launch(const gk_gemm_plan *p, cudaStream_t s);

@@ -13,7 +13,13 @@ int gpu_query(gpu_info *out, int max, char *why, int why_len) {
   int n = 0;
   cudaError_t err = cudaGetDeviceCount(&n);
   if (err != cudaSuccess) {
-    if (why && why_len > 0) snprintf(why, (size_t)why_len, "%s", cudaGetErrorString(err));
+    int drv = 0;
+    if (cudaDriverGetVersion(&drv) != cudaSuccess) drv = 0;
+    if (why && why_len > 0) {
+      if (drv == 0)
+        snprintf(why, (size_t)why_len, "no NVIDIA driver found; %s: %s", cudaGetErrorName(err), cudaGetErrorString(err));
+      else snprintf(why, (size_t)why_len, "%s: %s", cudaGetErrorName(err), cudaGetErrorString(err));
+    }
     cudaGetLastError();
     return 0;
   }

@@ -9,7 +9,8 @@
  * dispatch: one CTA per token reads its FP8 row (and 1x128 scales) once with 16-byte loads and
  *   writes it to each of its top-k expert rows.
  * combine: one CTA per token gathers its top-k expert output rows (BF16), sums them weighted in
- *   FP32 and writes one BF16 row.
+ *   FP32 (multiply, then add, in slot order: no FMA, so it is bit-identical to
+ *   kernels/ref/permute_ref.c) and writes one BF16 row.
  * copy: a grid-stride 16-byte copy, the device-to-device bandwidth that dispatch and combine are
  *   reported against. Plus the fill kernels that generate benchmark operands from gk_rand.h. */
 #include <cuda_bf16.h>
@@ -174,8 +175,8 @@ __global__ void __launch_bounds__(GK_PERMUTE_THREADS) k_combine(const uint16_t *
       const uint32_t u[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
       for (int i = 0; i < 4; i++) {
-        acc[2 * i] += wt[k] * __uint_as_float(u[i] << 16);
-        acc[2 * i + 1] += wt[k] * __uint_as_float(u[i] & 0xffff0000u);
+        acc[2 * i] = __fadd_rn(acc[2 * i], __fmul_rn(wt[k], __uint_as_float(u[i] << 16)));
+        acc[2 * i + 1] = __fadd_rn(acc[2 * i + 1], __fmul_rn(wt[k], __uint_as_float(u[i] & 0xffff0000u)));
       }
     }
     uint32_t o[4];

@@ -204,7 +204,7 @@ int gpu_suite_run(const gpu_suite_opts *o) {
   CUDA_CHECK(cudaSetDevice(0));
   c.gpu = infos[0];
   gpu_get_versions(&c.ver);
-  snprintf(c.device_name, sizeof c.device_name, "%s", c.gpu.name);
+  snprintf(c.device_name, sizeof c.device_name, "%.95s", c.gpu.name);
   for (char *p = c.device_name; *p; p++)
     if (*p == ',' || *p == '\n') *p = ' ';
   c.suite = su->name;
@@ -237,11 +237,11 @@ int gpu_suite_run(const gpu_suite_opts *o) {
   for (size_t i = 0; i < UTIL_ARRAY_LEN(families); i++) {
     if (!in_list(su->fams, families[i].name)) continue;
     if (o->only && !in_list(o->only, families[i].name)) continue;
-    gs_say(&c, "");
+    gs_say(&c, "%s", "");
     gs_say(&c, "== %s: %s", families[i].name, families[i].what);
     families[i].run(&c, su->full);
   }
-  gs_say(&c, "");
+  gs_say(&c, "%s", "");
   gs_say(&c, "result: %zu rows, %d validation failure(s), %d measurement(s) skipped", c.rows.len, c.failures,
          c.skipped);
 
