@@ -212,6 +212,30 @@ static void test_gemm_plan_checks(void) {
   }
 }
 
+static void test_tile_scheduler(void) {
+  char why[256];
+  static const int bms[] = {16, 64, 128}, bns[] = {16, 32, 64, 128};
+  krand r = krand_seed(9);
+  int32_t counts[300];
+  for (int trial = 0; trial < 60; trial++) {
+    const int layout = trial % 3, groups = layout == GK_DENSE ? 1 : 1 + (int)krand_below(&r, trial < 30 ? 8 : 300);
+    const int64_t n = 8 * (1 + (int64_t)krand_below(&r, 80));
+    int64_t m = 1 + (int64_t)krand_below(&r, 700);
+    int64_t total = 0;
+    for (int g = 0; g < groups; g++) {
+      counts[g] = krand_below(&r, 4) == 0 ? 0 : (int32_t)krand_below(&r, (uint64_t)(layout == GK_MASKED ? m + 40 : 600));
+      total += counts[g];
+    }
+    if (layout == GK_CONTIG) m = total;
+    for (int i = 0; i < 3; i++)
+      for (int j = 0; j < 4; j++) {
+        const int rc = gk_sched_check(layout, groups, counts, m, n, bms[i], bns[j], why, sizeof why);
+        T_CHECKF(rc == 0, "layout %d groups %d m %lld n %lld tile %dx%d: %s", layout, groups, (long long)m, (long long)n,
+                 bms[i], bns[j], why);
+      }
+  }
+}
+
 static void quiet_validate(void *arg) {
   suite_call *s = arg;
   s->rc = gpu_suite_run(&s->o);
@@ -262,6 +286,7 @@ int main(void) {
   T_RUN(test_fp8_encode);
   T_RUN(test_quant_scale);
   T_RUN(test_gemm_plan_checks);
+  T_RUN(test_tile_scheduler);
   T_RUN(test_gpu_validation);
   T_RUN(test_gpu_copy);
 #endif

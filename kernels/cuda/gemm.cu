@@ -431,3 +431,55 @@ extern "C" int gk_gemm_launch(const gk_gemm_plan *P, cudaStream_t s) {
 extern "C" const char *gk_gemm_plan_name(const gk_gemm_plan *P) { return P->name; }
 extern "C" int gk_gemm_plan_sms(const gk_gemm_plan *P) { return P->sms; }
 extern "C" void gk_gemm_plan_free(gk_gemm_plan *P) { free(P); }
+
+/* The scheduler's host twin of gk_sched_build (serial), then every tile enumerated: each valid
+ * (row, column tile) of D must be covered exactly once, by a tile inside its group's rows. */
+extern "C" int gk_sched_check(int layout, int groups, const int32_t *counts, int64_t m, int64_t n, int bm, int bn,
+                              char *why, size_t why_len) {
+  gk_kargs p;
+  memset(&p, 0, sizeof p);
+  p.layout = layout, p.groups = groups, p.m = m, p.n = n, p.counts = counts;
+  p.n_tiles = (int)((n + bn - 1) / bn);
+  p.rows_total = layout == GK_MASKED ? groups * m : m;
+  gk_sched *S = (gk_sched *)calloc(1, sizeof *S);
+  int row = 0, mt = 0;
+  for (int g = 0; g < groups; g++) {
+    int cnt = layout == GK_DENSE ? (int)m : counts[g];
+    if (cnt < 0) cnt = 0;
+    if (layout == GK_MASKED && cnt > m) cnt = (int)m;
+    S->rows[g] = cnt;
+    S->row_base[g] = layout == GK_MASKED ? (int)(g * m) : row;
+    S->mt_prefix[g] = mt;
+    row += cnt, mt += (cnt + bm - 1) / bm;
+  }
+  S->mt_prefix[groups] = mt;
+  const int64_t total = (int64_t)mt * p.n_tiles;
+  int rc = 0;
+  if (total > gk_tiles_bound(p, bm)) {
+    snprintf(why, why_len, "%lld tiles exceed the launch bound %lld", (long long)total, (long long)gk_tiles_bound(p, bm));
+    rc = -1;
+  }
+  unsigned char *seen = (unsigned char *)calloc((size_t)(p.rows_total * p.n_tiles) + 1, 1);
+  for (int t = 0; t < total && rc == 0; t++) {
+    const gk_tile T = gk_sched_tile(S, p, t, bm, bn);
+    const int64_t lo = S->row_base[T.g], hi = lo + S->rows[T.g];
+    if (T.rows < 1 || T.rows > bm || T.row < lo || T.row + T.rows > hi || T.n0 % bn || T.n0 >= n) {
+      snprintf(why, why_len, "tile %d: group %d rows [%lld, +%d) n0 %d outside the group's rows [%lld, %lld)", t, T.g,
+               (long long)T.row, T.rows, T.n0, (long long)lo, (long long)hi);
+      rc = -1;
+      break;
+    }
+    for (int r = 0; r < T.rows; r++) seen[(T.row + r) * p.n_tiles + T.n0 / bn]++;
+  }
+  for (int g = 0; g < groups && rc == 0; g++)
+    for (int64_t r = S->row_base[g]; r < S->row_base[g] + S->rows[g] && rc == 0; r++)
+      for (int j = 0; j < p.n_tiles; j++)
+        if (seen[r * p.n_tiles + j] != 1) {
+          snprintf(why, why_len, "row %lld column tile %d covered %d times", (long long)r, j, seen[r * p.n_tiles + j]);
+          rc = -1;
+          break;
+        }
+  free(seen);
+  free(S);
+  return rc;
+}

@@ -87,9 +87,9 @@ __device__ __forceinline__ int gk_sched_total(const gk_sched *S, const gk_kargs 
   return S->mt_prefix[p.groups] * p.n_tiles;
 }
 
-/* Tile number t (< total) -> its coordinates. */
-__device__ __forceinline__ gk_tile gk_sched_tile(const gk_sched *S, const gk_kargs &p, int t, int bm,
-                                                 int bn) {
+/* Tile number t (< total) -> its coordinates (also compiled for the host, for the tests). */
+__host__ __device__ __forceinline__ gk_tile gk_sched_tile(const gk_sched *S, const gk_kargs &p, int t, int bm,
+                                                          int bn) {
   int lo = 0, hi = p.groups - 1; /* largest g with mt_prefix[g] * n_tiles <= t */
   while (lo < hi) {
     const int mid = (lo + hi + 1) >> 1;
@@ -101,12 +101,12 @@ __device__ __forceinline__ gk_tile gk_sched_tile(const gk_sched *S, const gk_kar
   const int nmt = S->mt_prefix[g + 1] - S->mt_prefix[g];
   const int run = 16 * p.n_tiles;
   const int sup = local / run, r = local % run;
-  const int cnt = min(16, nmt - sup * 16);
+  const int cnt = nmt - sup * 16 < 16 ? nmt - sup * 16 : 16;
   const int mt = sup * 16 + r % cnt, nt = r / cnt;
   gk_tile T;
   T.g = g;
   T.row = (int64_t)S->row_base[g] + (int64_t)mt * bm;
-  T.rows = min(bm, S->rows[g] - mt * bm);
+  T.rows = S->rows[g] - mt * bm < bm ? S->rows[g] - mt * bm : bm;
   T.n0 = nt * bn;
   return T;
 }

@@ -82,6 +82,11 @@ void gk_gemm_plan_free(gk_gemm_plan *p);
 int gk_gemm_tiles(int variant, int dtype, int *bm, int *bn, int max);
 /* Variant name without tile ("naive", "mma", "wgmma"). */
 const char *gk_gemm_variant_name(int variant);
+/* Host check of the grouped tile scheduler every variant uses (gemm_common.cuh): 0 when the tiles
+ * of (layout, counts, m, n, bm x bn) cover each valid output exactly once and stay inside their
+ * group's rows and the launch bound; -1 with why otherwise. */
+int gk_sched_check(int layout, int groups, const int32_t *counts, int64_t m, int64_t n, int bm, int bn, char *why,
+                   size_t why_len);
 
 /* Per-token (1x128) quantization of BF16 x[t][h] (h a multiple of 128) into FP8 q[t][h] and FP32
  * scales (layout above; sf_mmajor 0: sf[t][h/128], 1: sf[j * sf_ld + t]). pow2: scales rounded up
