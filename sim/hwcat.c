@@ -28,6 +28,8 @@
   D("scaleup_latency_ns", hw_gpu, scaleup_latency_ns, CFG_NONNEG, "one scale-up hop, ns"),          \
   D("copy_gbyte_s_per_sm", hw_gpu, copy_gbyte_s_per_sm, CFG_POSITIVE,                               \
     "payload one SM moves in a communication kernel, GB/s (calibrated)"),                           \
+  D("rdma_msg_overhead_ns", hw_gpu, rdma_msg_overhead_ns, CFG_NONNEG,                               \
+    "NIC time per GPU-initiated RDMA message beyond its bytes, ns (calibrated)"),                    \
   D("price_usd", hw_gpu, price_usd, CFG_NONNEG, "purchase price assumption, USD"),                  \
   D("rent_usd_per_hour", hw_gpu, rent_usd_per_hour, CFG_NONNEG, "rental price assumption, USD/GPU-hour")
 
@@ -205,7 +207,8 @@ double hwcat_nic_payload_fraction(const hw_nic *n) { return n->mtu_bytes / (n->m
 hw_gpu hwcat_builtin_h800(void) {
   return (hw_gpu){.model = "h800", .sms = 132, .fp8_tflops = 1979, .bf16_tflops = 989, .hbm_gib = 80,
                   .hbm_gbyte_s = 3350, .scaleup_gbyte_s = 200, .scaleup_achievable_gbyte_s = 160,
-                  .scaleup_latency_ns = 1650, .copy_gbyte_s_per_sm = 13, .price_usd = 30000,
+                  .scaleup_latency_ns = 1650, .copy_gbyte_s_per_sm = 13, .rdma_msg_overhead_ns = 110,
+                  .price_usd = 30000,
                   .rent_usd_per_hour = 2};
 }
 hw_nic hwcat_builtin_cx7(void) {

@@ -35,6 +35,8 @@ typedef struct hw_gpu {
   double scaleup_latency_ns;         /* one scale-up hop (GPU to switch or switch to GPU), ns */
   double copy_gbyte_s_per_sm;        /* payload one SM moves per second in a communication kernel, GB/s
                                         (calibrated; see the catalogue) */
+  double rdma_msg_overhead_ns;       /* NIC time each GPU-initiated RDMA message costs beyond its bytes,
+                                        ns (calibrated; see the catalogue) */
   double price_usd;                  /* purchase price assumption, USD */
   double rent_usd_per_hour;          /* rental price assumption, USD per GPU-hour */
 } hw_gpu;
