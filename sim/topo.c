@@ -97,6 +97,10 @@ int topo_spec_resolve(cfg_ctx *ctx, topo_spec *s, const cfg_node *node) {
   if (!cfg_node_get(node, "switch")) return cfg_error(ctx, node, "missing key 'switch' (the fabric is not none)");
   if (hwcat_nic_resolve(ctx, catp, &s->nic, at_key(node, "nic")) != 0) return -1;
   if (hwcat_switch_resolve(ctx, catp, &s->sw, at_key(node, "switch")) != 0) return -1;
+  if (!cfg_node_get(fab, "cable"))
+    return cfg_error(ctx, fab, "missing key 'cable' (the switch-to-switch link: {model: NAME} from the catalogue)");
+  if (!cfg_node_get(fab, "endpoint_cable"))
+    return cfg_error(ctx, fab, "missing key 'endpoint_cable' (the NIC-to-switch link: {model: NAME})");
   if (hwcat_cable_resolve(ctx, catp, &s->fabric.cable, at_key(fab, "cable")) != 0) return -1;
   if (hwcat_cable_resolve(ctx, catp, &s->fabric.endpoint_cable, at_key(fab, "endpoint_cable")) != 0) return -1;
   const topo_fabric_spec *f = &s->fabric;

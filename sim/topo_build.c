@@ -291,13 +291,13 @@ static int build_slim_fly(bctx *b, const topo_spec *s) {
   int *powv = util_xmalloc((size_t)q * sizeof *powv);
   for (int e = 0; e < q - 1; e++, acc = acc * xi % q) powv[e] = (int)acc;
   if (delta == 1) {
-    for (int e = 0; e <= q - 3; e += 2) inX[powv[e]] = 1;
-    for (int e = 1; e <= q - 2; e += 2) inXp[powv[e]] = 1;
+    for (int e = 0; e <= q - 3; e += 2) inX[powv[e % (q - 1)]] = 1;
+    for (int e = 1; e <= q - 2; e += 2) inXp[powv[e % (q - 1)]] = 1;
   } else {
-    for (int e = 0; e <= 2 * w - 2; e += 2) inX[powv[e]] = 1;
-    for (int e = 2 * w - 1; e <= 4 * w - 3; e += 2) inX[powv[e]] = 1;
-    for (int e = 1; e <= 2 * w - 1; e += 2) inXp[powv[e]] = 1;
-    for (int e = 2 * w; e <= 4 * w - 2; e += 2) inXp[powv[e]] = 1;
+    for (int e = 0; e <= 2 * w - 2; e += 2) inX[powv[e % (q - 1)]] = 1;
+    for (int e = 2 * w - 1; e <= 4 * w - 3; e += 2) inX[powv[e % (q - 1)]] = 1;
+    for (int e = 1; e <= 2 * w - 1; e += 2) inXp[powv[e % (q - 1)]] = 1;
+    for (int e = 2 * w; e <= 4 * w - 2; e += 2) inXp[powv[e % (q - 1)]] = 1;
   }
   uint32_t r0 = t->n_vertices; /* router (sub, x, y) at r0 + sub*q*q + x*q + y */
   for (int i = 0; i < 2 * q * q; i++) add_switch(b, 0, 0, i / (q * q));
