@@ -6,10 +6,12 @@
 
 #include "cli.h"
 #include "util.h"
+#include "val_schedule.h"
 #include "validate.h"
 
 /* Each suite's owner adds one line here, above the terminating entry. */
 const val_suite val_suites[] = {
+    {"schedule", val_schedule, "pipeline bubbles, memory and F&B overlap vs DualPipe's table and the V3 report"},
     {NULL, NULL, NULL},
 };
 const size_t val_suite_count = UTIL_ARRAY_LEN(val_suites) - 1;
