@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 #include "util.h"
@@ -292,7 +293,18 @@ static const cfg_node *parse_file(cfg_ctx *ctx, const cfg_file *f) {
   return root;
 }
 
+#define CFG_MAX_FILE_BYTES (16u << 20) /* a config larger than this is a mistake */
+
 const cfg_node *cfg_load_file(cfg_ctx *ctx, const char *path) {
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    fprintf(stderr, "%s: error: cannot read: %s\n", path, strerror(errno));
+    return NULL;
+  }
+  if (!S_ISREG(st.st_mode) || st.st_size > (off_t)CFG_MAX_FILE_BYTES) {
+    fprintf(stderr, "%s: error: not a regular file of at most %u MiB\n", path, CFG_MAX_FILE_BYTES >> 20);
+    return NULL;
+  }
   size_t len;
   char *text = util_read_file(path, &len);
   if (!text) {
