@@ -17,7 +17,7 @@
 static void usage(FILE *f) {
   fprintf(f,
           "usage: moesim schedule --kind K --pp P --chunks C [--f F] [--b B] [--w W] [--fb FB]\n"
-          "                       [--virt V] [--p2p L] [--eager] [--csv] [--width N]\n"
+          "                       [--virt V] [--p2p L] [--eager] [--csv | --ops] [--width N]\n"
           "\n"
           "Generates a pipeline schedule per rank (the reference implementations' op order), replays\n"
           "it on an ideal machine with uniform per-chunk times, checks that no op runs before its\n"
@@ -26,7 +26,7 @@ static void usage(FILE *f) {
           "Times are in any one unit (us, ms...); outputs use the same unit (resolution 1e-6).\n"
           "\n"
           "  --kind K     1f1b | interleaved | zb1p | dualpipe | dualpipev\n"
-          "  --pp P       pipeline ranks (devices), >= 2; dualpipe: even; dualpipev runs 2P stages\n"
+          "  --pp P       pipeline ranks (devices), >= 2; dualpipe: even; dualpipev: >= 1, runs 2P stages\n"
           "  --chunks C   micro-batches per step; dualpipe: even, >= 2P (both directions together);\n"
           "               dualpipev: >= 2P; interleaved: a multiple of P\n"
           "  --f F        forward time of one chunk (default 1)\n"
@@ -39,6 +39,10 @@ static void usage(FILE *f) {
           "               DualPipe README figures are drawn); default: batched P2P commits as the\n"
           "               reference code posts them (dualpipe.py's W can wait for the next input)\n"
           "  --csv        print only `rank,busy,idle`, one row per rank\n"
+          "  --ops        print only the op lists: `rank,op,kind,f,b,start,end,recv,send`, one row per op;\n"
+          "               f, b = dir:micro-batch:stage of the forward / backward part; recv, send =\n"
+          "               the messages the op's commit waits for / posted when it ends, each\n"
+          "               act|grad:dir:micro-batch:stage>peer, space-separated\n"
           "  --width N    widest Gantt chart, in columns (default 200)\n"
           "  -h, --help   this text\n"
           "\n"
@@ -89,15 +93,50 @@ static void print_summary(const sched *s, const sched_replay *rp, const sched_co
     printf("  its assumptions hold here, so the replay must equal it\n");
   else
     printf("  its assumptions do not hold here (see schedule.h): the replay is the truth\n");
-  printf("activations: peak %d stage activations on a rank (1 = one micro-batch through 1/%d of the model)\n",
-         sched_peak_activations(s, 0), s->n_stages);
-  printf("parameters: %d stage(s) of 1/%d of the model per rank\n", sched_param_stages(s, 0), s->n_stages);
+  int peak = 0, params = 0;
+  for (int r = 0; r < s->n_ranks; r++) {
+    if (sched_peak_activations(s, r) > peak) peak = sched_peak_activations(s, r);
+    if (sched_param_stages(s, r) > params) params = sched_param_stages(s, r);
+  }
+  printf("activations: at most %d stage activations on a rank (1 = one micro-batch through 1/%d of the model)\n",
+         peak, s->n_stages);
+  printf("parameters: at most %d stage(s) of 1/%d of the model on a rank\n", params, s->n_stages);
+}
+
+static void print_pass(sched_pass p) {
+  if (p.mb >= 0) printf("%d:%d:%d", p.dir, p.mb, p.stage);
+}
+
+static void print_msgs(const sched_msg *m, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++)
+    printf("%s%s:%d:%d:%d>%d", i ? " " : "", m[i].grad ? "grad" : "act", m[i].src.dir, m[i].src.mb, m[i].src.stage,
+           m[i].peer);
+}
+
+/* One row per op: what the training simulator replays. */
+static void print_ops(const sched *s, const sched_replay *rp) {
+  static const char *const kinds[] = {"F", "B", "BI", "W", "FB"};
+  printf("rank,op,kind,f,b,start,end,recv,send\n");
+  for (int r = 0; r < s->n_ranks; r++)
+    for (size_t i = 0; i < s->ranks[r].n_ops; i++) {
+      const sched_op *op = &s->ranks[r].ops[i];
+      size_t at = rp->op_base[r] + i;
+      printf("%d,%zu,%s,", r, i, kinds[op->kind]);
+      print_pass(op->f);
+      putchar(',');
+      print_pass(op->b);
+      printf(",%.6g,%.6g,", units(rp->start[at]), units(rp->end[at]));
+      print_msgs(s->ranks[r].recv + op->recv_at, op->n_recv);
+      putchar(',');
+      print_msgs(s->ranks[r].send + op->send_at, op->n_send);
+      putchar('\n');
+    }
 }
 
 int cmd_schedule(int argc, char **argv) {
   sched_spec spec = {.kind = SCHED_KIND_COUNT, .pp = 0, .chunks = 0, .virt = 2};
   sched_cost cost = {.f = (sim_ps)UNIT_PS, .b = 2 * (sim_ps)UNIT_PS, .w = (sim_ps)UNIT_PS, .p2p = 0};
-  int fb_set = 0, csv = 0, width = 200;
+  int fb_set = 0, csv = 0, ops = 0, width = 200;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (cli_is_help(a)) {
@@ -106,6 +145,10 @@ int cmd_schedule(int argc, char **argv) {
     }
     if (strcmp(a, "--csv") == 0) {
       csv = 1;
+      continue;
+    }
+    if (strcmp(a, "--ops") == 0) {
+      ops = 1;
       continue;
     }
     if (strcmp(a, "--eager") == 0) {
@@ -165,7 +208,9 @@ int cmd_schedule(int argc, char **argv) {
     sched_free(&s);
     return UTIL_EXIT_SYS;
   }
-  if (csv) {
+  if (ops) {
+    print_ops(&s, &rp);
+  } else if (csv) {
     printf("rank,busy,idle\n");
     for (int r = 0; r < s.n_ranks; r++) printf("%d,%.6g,%.6g\n", r, units(rp.busy[r]), units(sched_replay_idle(&rp, r)));
   } else {

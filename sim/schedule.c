@@ -203,7 +203,9 @@ static int spec_error(char *err, size_t len, const char *fmt, ...) {
 static int check_spec(const sched_spec *sp, char *err, size_t len) {
   if (sp->kind < 0 || sp->kind >= SCHED_KIND_COUNT) return spec_error(err, len, "unknown schedule kind");
   const char *k = kind_names[sp->kind];
-  if (sp->pp < 2 || sp->pp > SCHED_MAX_PP) return spec_error(err, len, "%s: pp must be in [2, %d], got %d", k, SCHED_MAX_PP, sp->pp);
+  int min_pp = sp->kind == SCHED_DUALPIPEV ? 1 : 2; /* one device still holds both arms of a V */
+  if (sp->pp < min_pp || sp->pp > SCHED_MAX_PP)
+    return spec_error(err, len, "%s: pp must be in [%d, %d], got %d", k, min_pp, SCHED_MAX_PP, sp->pp);
   if (sp->chunks < 1 || sp->chunks > SCHED_MAX_CHUNKS)
     return spec_error(err, len, "%s: chunks (micro-batches) must be in [1, %d], got %d", k, SCHED_MAX_CHUNKS, sp->chunks);
   switch (sp->kind) {

@@ -1,7 +1,9 @@
 /* tests/test_sched.c — pipeline schedules (sim/schedule.h) and the F&B overlap (sim/overlap.h).
  *
  * Op orders are compared with sequences derived by hand from the reference code (dualpipe.py,
- * dualpipev.py, Megatron-LM's 1F1B loops, the ZB-H1 schedule) for small cases; every schedule is
+ * dualpipev.py, Megatron-LM's 1F1B loops, the ZB-H1 schedule) for small cases (the DualPipe,
+ * DualPipeV and ZB-H1 ones also agree with the reference code itself, executed out of tree with
+ * recording stand-ins for its compute and P2P calls, message placement included); every schedule is
  * replayed and checked against the dependency rule; replayed bubbles equal the published formulas
  * wherever the formulas' assumptions hold (a grid of costs, PP 4/8/16), and the check is shown to
  * catch a broken schedule. */
