@@ -21,12 +21,19 @@ check "text formula" 'printf "%s\n" "$out" | grep -q "(PP-1)(F+B-2W) with PP=4: 
 check "text gantt rows" '[ "$(printf "%s\n" "$out" | grep -c "^rank [0-9]")" -eq 4 ]'
 check "text dependency line" 'printf "%s\n" "$out" | grep -q "^dependency check: .* no op before its inputs"'
 
+out=$("$M" schedule --kind dualpipe --pp 4 --chunks 8 --ops); rc=$?
+check "ops exit 0" '[ $rc -eq 0 ]'
+check "ops header" '[ "$(printf "%s\n" "$out" | head -n 1)" = "rank,op,kind,f,b,start,end,recv,send" ]'
+# rank 0's first op: forward of micro-batch 0 at stage 0, its activation sent to rank 1
+check "ops first row" 'printf "%s\n" "$out" | grep -qx "0,0,F,0:0:0,,0,1,,act:0:0:0>1"'
+check "ops count" '[ "$(printf "%s\n" "$out" | wc -l)" -eq 63 ]'
+
 out=$("$M" schedule --kind zb1p --pp 4 --chunks 8 --f 1 --b 3 --w 2 2>&1)
 check "assumptions flagged" 'printf "%s\n" "$out" | grep -q "do not hold here"'
 
 "$M" schedule --help >/dev/null 2>&1; rc=$?
 check "help exit 0" '[ $rc -eq 0 ]'
-check "help documents every option" 'for o in --kind --pp --chunks --f --b --w --fb --virt --p2p --eager --csv --width; do "$M" schedule --help | grep -q -- "$o " || exit 1; done'
+check "help documents every option" 'for o in --kind --pp --chunks --f --b --w --fb --virt --p2p --eager --csv --ops --width; do "$M" schedule --help | grep -q -- "$o " || exit 1; done'
 
 for args in "--kind gpipe --pp 4 --chunks 8" "--kind 1f1b --pp x --chunks 8" "--kind 1f1b --chunks 8" \
             "--kind 1f1b --pp 4 --chunks 8 --bogus 1" "--kind 1f1b --pp 4 --chunks 8 --f -1" \
