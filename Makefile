@@ -83,7 +83,7 @@ $(BUILD)/%.o: %.c
 
 $(BUILD)/%.cu.o: %.cu
 	@mkdir -p $(@D)
-	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
@@ -125,7 +125,7 @@ fuzz: deps
 	clang $(CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \
 	  tests/fuzz/fuzz_cfg.c sim/cfg.c sim/util.c -lyaml -lm -o build/fuzz/fuzz_cfg
 	@mkdir -p build/fuzz/corpus
-	./build/fuzz/fuzz_cfg -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	./build/fuzz/fuzz_cfg -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -close_fd_mask=2 \
 	  -dict=tests/fuzz/yaml.dict build/fuzz/corpus tests/fuzz/seeds
 
 clean:
