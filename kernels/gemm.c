@@ -261,7 +261,6 @@ static void block_compute(const gemm_call *cl, const gemm_job *jb, int64_t r0, i
   if (mc <= GEMM_FUSED_MR && cl->promo_pairs % 2 == 0 && im->ukr8_ok && im->ukr8_ok()) {
     /* Short M: decode in registers inside the fused kernel, no staging. */
     const uint32_t *ap = jb->apk + (r0 / mr) * kp * mr;
-    for (int r = 0; r < mc; r++) srow[r] = 0;
     for (int64_t kb = 0; kb < cl->kblocks; kb++) {
       int64_t p0 = kb * (GEMM_BLOCK / 2), np = min64(GEMM_BLOCK / 2, kp - p0);
       for (int v = 0; v < nv; v++) sstrip[v] = w->scale[(s0 + v) * w->kblocks + kb];
@@ -512,6 +511,7 @@ static int sup_avx512bf16(void) { return cpu_isa_best() >= CPU_AVX512BF16; }
 static const gemm_variant variants[] = {
     {"avx512bf16_14x32", CPU_AVX512BF16, 14, 32, sup_avx512bf16, &gemm_impl_avx512bf16_14x32},
     {"avx512bf16_6x64", CPU_AVX512BF16, 6, 64, sup_avx512bf16, &gemm_impl_avx512bf16_6x64},
+    {"avx512bf16_8x48", CPU_AVX512BF16, 8, 48, sup_avx512bf16, &gemm_impl_avx512bf16_8x48},
     {"avx512_8x32", CPU_AVX512, 8, 32, sup_avx512, &gemm_impl_avx512_8x32},
     {"avx2_4x16", CPU_AVX2, 4, 16, sup_avx2, &gemm_impl_avx2_4x16},
     {"scalar_4x16", CPU_SCALAR, 4, 16, sup_scalar, &gemm_impl_scalar_4x16},

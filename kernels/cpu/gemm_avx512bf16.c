@@ -5,8 +5,12 @@
  * Register tile MR x (16 NV): MR * NV accumulators of 16 FP32, NV weight vectors per K pair,
  * and the activation pair of each row broadcast from the packed micro-panel; each vdpbf16ps adds
  * two products per lane. 14 x 32 (28 accumulators + 2 weight vectors) keeps 2 FMA pipes busy
- * with a 4-cycle latency many times over; 6 x 64 halves the activation broadcasts per FLOP and
- * suits short M. Edge tiles (fewer rows or strips) are the same code instantiated smaller.
+ * with the instruction's latency many times over; 6 x 64 halves the packed-activation traffic per
+ * FLOP (it streams from L3 for big K); 8 x 48 sits between (M = 16 is two full tiles). Edge tiles
+ * (fewer rows or strips) are the same code instantiated smaller. Tiles of at most GEMM_PF_ROWS
+ * rows stream their weights from memory and prefetch them GEMM_PF_PAIRS pairs ahead. For short M
+ * the FP8 kernels decode in registers (ukr8); otherwise a 128-deep block of FP8 weights is decoded
+ * once into an L1 buffer and shared by all row tiles.
  *
  * The FP8 decoder turns 64 FP8 bytes into 64 BF16 words with two 128-entry byte lookups
  * (vpermi2b: high and low byte of the BF16 code of the magnitude), the sign OR-ed back into the
@@ -66,6 +70,8 @@ UKR_ROWS6(3)
 UKR_ROWS6(4)
 UKR_ROWS14(1)
 UKR_ROWS14(2)
+UKR(7, 3)
+UKR(8, 3)
 
 #define ROW6(NV) ukr_1x##NV, ukr_2x##NV, ukr_3x##NV, ukr_4x##NV, ukr_5x##NV, ukr_6x##NV
 #define ROW14(NV) ROW6(NV), ukr_7x##NV, ukr_8x##NV, ukr_9x##NV, ukr_10x##NV, ukr_11x##NV, ukr_12x##NV, ukr_13x##NV, ukr_14x##NV
@@ -159,6 +165,17 @@ const gemm_impl gemm_impl_avx512bf16_14x32 = {
     .nv = 2,
     .ukr = {{ROW14(1)}, {ROW14(2)}},
     .ukr8 = {{ROW8F(1)}, {ROW8F(2)}},
+    .ukr8_ok = vbmi,
+    .decode = decode_fp8_avx512,
+    .store = gemm_store_avx512,
+    .pack_a = gemm_pack_a_c,
+};
+
+const gemm_impl gemm_impl_avx512bf16_8x48 = {
+    .mr = 8,
+    .nv = 3,
+    .ukr = {{ROW6(1), ukr_7x1, ukr_8x1}, {ROW6(2), ukr_7x2, ukr_8x2}, {ROW6(3), ukr_7x3, ukr_8x3}},
+    .ukr8 = {{ROW8F(1)}, {ROW8F(2)}, {ROW8F(3)}},
     .ukr8_ok = vbmi,
     .decode = decode_fp8_avx512,
     .store = gemm_store_avx512,
