@@ -65,6 +65,46 @@ static void test_null_pool(void) {
   T_EQ_INT(pool_thread_pu(NULL, 0), -1);
 }
 
+/* Dynamic jobs: every item is taken exactly once, whoever runs; mixed with static jobs. */
+typedef struct djob {
+  atomic_int next;       /* next item to take */
+  atomic_int hits[1000]; /* times each item was done */
+  atomic_int callers;    /* calls of the function */
+} djob;
+
+static void dwork(void *arg, int tid, int n) {
+  djob *d = arg;
+  (void)tid;
+  (void)n;
+  atomic_fetch_add(&d->callers, 1);
+  for (int i; (i = atomic_fetch_add(&d->next, 1)) < 1000;) atomic_fetch_add(&d->hits[i], 1);
+}
+
+static void test_dynamic(void) {
+  for (int nt = 1; nt <= 3; nt++) {
+    pool *p = pool_create(nt, nt <= pool_cores());
+    for (int rep = 0; rep < 200; rep++) {
+      static djob d;
+      memset(&d, 0, sizeof d);
+      pool_run_dynamic(p, dwork, &d);
+      int bad = 0;
+      for (int i = 0; i < 1000; i++) bad += atomic_load(&d.hits[i]) != 1;
+      T_EQ_INT(bad, 0);
+      T_CHECK(atomic_load(&d.callers) >= 1 && atomic_load(&d.callers) <= nt);
+      if (rep % 3 == 0) { /* a static job in between still reaches every thread */
+        job j = {0};
+        pool_run(p, work, &j);
+        T_EQ_INT(atomic_load(&j.calls), nt);
+      }
+    }
+    pool_destroy(p);
+  }
+  static djob d0;
+  pool_run_dynamic(NULL, dwork, &d0);
+  T_EQ_INT(atomic_load(&d0.callers), 1);
+  T_EQ_INT(atomic_load(&d0.next), 1001);
+}
+
 static void test_unpinned(void) {
   pool *p = pool_create(2, 0);
   T_EQ_INT(pool_thread_pu(p, 0), -1);
@@ -83,5 +123,6 @@ int main(void) {
   T_RUN(test_oversubscribed);
   T_RUN(test_null_pool);
   T_RUN(test_unpinned);
+  T_RUN(test_dynamic);
   return t_done();
 }
