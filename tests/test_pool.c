@@ -11,7 +11,7 @@ typedef struct job {
   atomic_int calls;   /* total calls */
   int seen[64];       /* calls per tid */
   int cpu[64];        /* CPU each tid ran on */
-  int nthreads;       /* n passed to the workers */
+  int nthreads[64];   /* n passed to each tid */
 } job;
 
 static void work(void *arg, int tid, int n) {
@@ -19,7 +19,7 @@ static void work(void *arg, int tid, int n) {
   atomic_fetch_add(&j->calls, 1);
   j->seen[tid]++;
   j->cpu[tid] = sched_getcpu();
-  j->nthreads = n;
+  j->nthreads[tid] = n;
 }
 
 static void check_pool(int nthreads) {
@@ -30,8 +30,8 @@ static void check_pool(int nthreads) {
     job j = {0};
     pool_run(p, work, &j);
     T_EQ_INT(atomic_load(&j.calls), n);
-    T_EQ_INT(j.nthreads, n);
     for (int t = 0; t < n; t++) T_EQ_INT(j.seen[t], 1);
+    for (int t = 0; t < n; t++) T_EQ_INT(j.nthreads[t], n);
     /* Bound threads run where they were bound. */
     for (int t = 0; t < n; t++)
       if (pool_thread_pu(p, t) >= 0) T_EQ_INT(j.cpu[t], pool_thread_pu(p, t));
@@ -60,7 +60,7 @@ static void test_null_pool(void) {
   job j = {0};
   pool_run(NULL, work, &j);
   T_EQ_INT(atomic_load(&j.calls), 1);
-  T_EQ_INT(j.nthreads, 1);
+  T_EQ_INT(j.nthreads[0], 1);
   T_EQ_INT(pool_threads(NULL), 1);
   T_EQ_INT(pool_thread_pu(NULL, 0), -1);
 }
