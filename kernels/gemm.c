@@ -23,7 +23,7 @@
 #include "util.h"
 
 #ifndef GEMM_KC_PAIRS
-#define GEMM_KC_PAIRS 128 /* BF16 K block in pairs (256 K values): 16 KiB of weights per 32 columns */
+#define GEMM_KC_PAIRS 64 /* BF16 K block in pairs (128 K values): 8 KiB of weights per 32 columns */
 #endif
 #ifndef GEMM_BPF_TILES
 #define GEMM_BPF_TILES 4 /* row tiles per K block from which the next block's weights are prefetched */
@@ -261,13 +261,14 @@ static void block_compute(const gemm_call *cl, const gemm_job *jb, int64_t r0, i
       /* The next K block's weights (nv strips x np2 lines) are prefetched into L2 a share per tile,
        * so that the first tile of the next block does not wait for memory. */
       int64_t np2 = min64(GEMM_KC_PAIRS, kp - p0 - np), lines = nv * np2, per = cdiv(lines, tiles), done = 0;
-      if (tiles < GEMM_BPF_TILES) lines = 0; /* short M: the micro-kernel prefetches as it streams */
+      if (tiles < GEMM_BPF_TILES) lines = 0; /* short M: the first tile prefetches as it streams */
       for (int64_t i = 0; i < mc; i += mr) {
         int rows = (int)min64(mr, mc - i);
         const uint32_t *ap = jb->apk + ((r0 + i) / mr) * kp * mr + p0 * mr;
         for (int64_t l = 0; l < per && done < lines; l++, done++)
           __builtin_prefetch(wb + (done / np2) * kp * 32 + (p0 + np + done % np2) * 32, 0, 2);
-        im->ukr[nv - 1][rows - 1](np, ap, mr, wb + p0 * 32, kp * 32, ws + i * sc->ldws, sc->ldws, NULL, NULL, p0 == 0);
+        int flags = (p0 == 0 ? GEMM_UKR_FIRST : 0) | (i == 0 && lines == 0 ? GEMM_UKR_PF : 0);
+        im->ukr[nv - 1][rows - 1](np, ap, mr, wb + p0 * 32, kp * 32, ws + i * sc->ldws, sc->ldws, NULL, NULL, flags);
       }
     }
     return;
@@ -303,7 +304,7 @@ static void block_compute(const gemm_call *cl, const gemm_job *jb, int64_t r0, i
       for (int64_t pc = 0; pc < np; pc += cl->promo_pairs) {
         int64_t n2 = min64(cl->promo_pairs, np - pc);
         im->ukr[nv - 1][rows - 1](n2, ap + (p0 + pc) * mr, mr, sc->dec + pc * 32, (GEMM_BLOCK / 2) * 32,
-                                  ws + i * sc->ldws, sc->ldws, srow, sstrip, kb == 0 && pc == 0);
+                                  ws + i * sc->ldws, sc->ldws, srow, sstrip, kb == 0 && pc == 0 ? GEMM_UKR_FIRST : 0);
       }
     }
   }

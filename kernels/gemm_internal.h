@@ -40,10 +40,13 @@ struct gemm_packed {
  * ws: FP32 tile, row i strip v at ws[i * ldws + 16 * v .. + 15].
  * scale_row (mr floats) and scale_strip (nv floats): when non-NULL the tile's sum is multiplied by
  * scale_row[i] * scale_strip[v] before it reaches ws (FP8 promotion); when NULL it is not.
- * first != 0: ws = result; else ws += result. */
+ * flags: GEMM_UKR_FIRST: ws = result, else ws += result; GEMM_UKR_PF: the weights are cold (the first
+ * row tile of a block): prefetch them ahead as they stream (kernels may ignore it). */
+#define GEMM_UKR_FIRST 1
+#define GEMM_UKR_PF 2
 typedef void (*gemm_ukr_fn)(int64_t kp, const uint32_t *a, int64_t a_stride, const bf16_t *b,
                             int64_t b_stride, float *ws, int64_t ldws, const float *scale_row,
-                            const float *scale_strip, int first);
+                            const float *scale_strip, int flags);
 
 /* FP8 -> BF16 tables of one format (exact: every FP8 value is a BF16 value). */
 typedef struct gemm_fp8_lut {

@@ -10,7 +10,7 @@
 
 static inline __attribute__((always_inline)) void ukr_avx2(const int mr, int64_t kp, const uint32_t *a, int64_t as,
                                                            const bf16_t *b, float *ws, int64_t ldws,
-                                                           const float *srow, const float *sstrip, int first) {
+                                                           const float *srow, const float *sstrip, int flags) {
   const __m256i hi_mask = _mm256_set1_epi32((int)0xffff0000u);
   __m256 acc[4][2];
   UNROLL for (int i = 0; i < mr; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
@@ -34,16 +34,16 @@ static inline __attribute__((always_inline)) void ukr_avx2(const int mr, int64_t
     __m256 r = acc[i][h];
     if (srow) r = _mm256_mul_ps(r, _mm256_set1_ps(srow[i] * sstrip[0]));
     float *o = ws + i * ldws + 8 * h;
-    if (!first) r = _mm256_add_ps(r, _mm256_load_ps(o));
+    if (!(flags & GEMM_UKR_FIRST)) r = _mm256_add_ps(r, _mm256_load_ps(o));
     _mm256_store_ps(o, r);
   }
 }
 
 #define UKR(MR)                                                                                              \
   static void ukr_##MR(int64_t kp, const uint32_t *a, int64_t as, const bf16_t *b, int64_t bs, float *ws,    \
-                       int64_t ldws, const float *sr, const float *ss, int first) {                          \
+                       int64_t ldws, const float *sr, const float *ss, int flags) {                          \
     (void)bs;                                                                                                \
-    ukr_avx2(MR, kp, a, as, b, ws, ldws, sr, ss, first);                                                     \
+    ukr_avx2(MR, kp, a, as, b, ws, ldws, sr, ss, flags);                                                     \
   }
 UKR(1)
 UKR(2)

@@ -19,7 +19,7 @@
 static inline __attribute__((always_inline)) void ukr_f32(const int mr, const int nv, int64_t kp, const uint32_t *a,
                                                           int64_t as, const bf16_t *b, int64_t bs, float *ws,
                                                           int64_t ldws, const float *srow, const float *sstrip,
-                                                          int first) {
+                                                          int flags) {
   const __m512i hi_mask = _mm512_set1_epi32((int)0xffff0000u);
   __m512 acc[GEMM_MR_MAX][GEMM_NV_MAX];
   UNROLL for (int i = 0; i < mr; i++) UNROLL for (int v = 0; v < nv; v++) acc[i][v] = _mm512_setzero_ps();
@@ -44,15 +44,15 @@ static inline __attribute__((always_inline)) void ukr_f32(const int mr, const in
     __m512 r = acc[i][v];
     if (srow) r = _mm512_mul_ps(r, _mm512_set1_ps(srow[i] * sstrip[v]));
     float *o = ws + i * ldws + 16 * v;
-    if (!first) r = _mm512_add_ps(r, _mm512_load_ps(o));
+    if (!(flags & GEMM_UKR_FIRST)) r = _mm512_add_ps(r, _mm512_load_ps(o));
     _mm512_store_ps(o, r);
   }
 }
 
 #define UKR(MR, NV)                                                                                          \
   static void ukr_##MR##x##NV(int64_t kp, const uint32_t *a, int64_t as, const bf16_t *b, int64_t bs, float *ws, \
-                              int64_t ldws, const float *sr, const float *ss, int first) {                   \
-    ukr_f32(MR, NV, kp, a, as, b, bs, ws, ldws, sr, ss, first);                                              \
+                              int64_t ldws, const float *sr, const float *ss, int flags) {                   \
+    ukr_f32(MR, NV, kp, a, as, b, bs, ws, ldws, sr, ss, flags);                                              \
   }
 #define UKR_ROWS(NV) UKR(1, NV) UKR(2, NV) UKR(3, NV) UKR(4, NV) UKR(5, NV) UKR(6, NV) UKR(7, NV) UKR(8, NV)
 UKR_ROWS(1)

@@ -7,8 +7,8 @@
  * two products per lane. 14 x 32 (28 accumulators + 2 weight vectors) keeps 2 FMA pipes busy
  * with the instruction's latency many times over; 6 x 64 halves the packed-activation traffic per
  * FLOP (it streams from L3 for big K); 8 x 48 sits between (M = 16 is two full tiles). Edge tiles
- * (fewer rows or strips) are the same code instantiated smaller. Tiles of at most GEMM_PF_ROWS
- * rows stream their weights from memory and prefetch them GEMM_PF_PAIRS pairs ahead. For short M
+ * (fewer rows or strips) are the same code instantiated smaller. The first row tile of each weight
+ * block streams the weights from memory and prefetches them GEMM_PF_PAIRS pairs ahead. For short M
  * the FP8 kernels decode in registers (ukr8); otherwise a 128-deep block of FP8 weights is decoded
  * once into an L1 buffer and shared by all row tiles.
  *
@@ -24,34 +24,35 @@
 #ifndef GEMM_PF_PAIRS
 #define GEMM_PF_PAIRS 64 /* software prefetch distance for streamed weights, in K pairs (4 KiB per strip) */
 #endif
-#ifndef GEMM_PF_ROWS
-#define GEMM_PF_ROWS 4 /* tiles of at most this many rows stream their weights (prefetch them) */
-#endif
+
+/* The K loop of a BF16 tile; PF: prefetch the weights GEMM_PF_PAIRS pairs ahead (cold block). */
+#define BF16_LOOP(PF)                                                                                           \
+  for (int64_t p = 0; p < kp; p++) {                                                                            \
+    __m512bh bv[GEMM_NV_MAX];                                                                                   \
+    UNROLL for (int v = 0; v < nv; v++) bv[v] = (__m512bh)_mm512_load_si512((const void *)(b + v * bs + p * 32)); \
+    if (PF) UNROLL for (int v = 0; v < nv; v++)                                                                 \
+      _mm_prefetch((const char *)(b + v * bs + (p + GEMM_PF_PAIRS) * 32), _MM_HINT_T1);                          \
+    const uint32_t *ap = a + p * as;                                                                            \
+    UNROLL for (int i = 0; i < mr; i++) {                                                                       \
+      __m512bh av = (__m512bh)_mm512_set1_epi32((int)ap[i]);                                                    \
+      UNROLL for (int v = 0; v < nv; v++) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], av, bv[v]);                   \
+    }                                                                                                           \
+  }
 
 static inline __attribute__((always_inline)) void ukr_bf16(const int mr, const int nv, int64_t kp, const uint32_t *a,
                                                            int64_t as, const bf16_t *b, int64_t bs, float *ws,
                                                            int64_t ldws, const float *srow, const float *sstrip,
-                                                           int first) {
+                                                           int flags) {
   __m512 acc[GEMM_MR_MAX][GEMM_NV_MAX];
   UNROLL for (int i = 0; i < mr; i++) UNROLL for (int v = 0; v < nv; v++) acc[i][v] = _mm512_setzero_ps();
-  for (int64_t p = 0; p < kp; p++) {
-    __m512bh bv[GEMM_NV_MAX];
-    UNROLL for (int v = 0; v < nv; v++) bv[v] = (__m512bh)_mm512_load_si512((const void *)(b + v * bs + p * 32));
-    if (mr <= GEMM_PF_ROWS) /* short M streams the weights from memory: fetch ahead */
-      UNROLL for (int v = 0; v < nv; v++) _mm_prefetch((const char *)(b + v * bs + (p + GEMM_PF_PAIRS) * 32), _MM_HINT_T1);
-    const uint32_t *ap = a + p * as;
-    UNROLL for (int i = 0; i < mr; i++) {
-      __m512bh av = (__m512bh)_mm512_set1_epi32((int)ap[i]);
-      UNROLL for (int v = 0; v < nv; v++) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], av, bv[v]);
-    }
-  }
+  if (flags & GEMM_UKR_PF) BF16_LOOP(1) else BF16_LOOP(0)
   UNROLL for (int i = 0; i < mr; i++) {
     __m512 rs = srow ? _mm512_set1_ps(srow[i]) : _mm512_setzero_ps();
     UNROLL for (int v = 0; v < nv; v++) {
       __m512 r = acc[i][v];
       if (srow) r = _mm512_mul_ps(r, _mm512_mul_ps(rs, _mm512_set1_ps(sstrip[v])));
       float *o = ws + i * ldws + 16 * v;
-      if (!first) r = _mm512_add_ps(r, _mm512_load_ps(o));
+      if (!(flags & GEMM_UKR_FIRST)) r = _mm512_add_ps(r, _mm512_load_ps(o));
       _mm512_store_ps(o, r);
     }
   }
@@ -59,8 +60,8 @@ static inline __attribute__((always_inline)) void ukr_bf16(const int mr, const i
 
 #define UKR(MR, NV)                                                                                          \
   static void ukr_##MR##x##NV(int64_t kp, const uint32_t *a, int64_t as, const bf16_t *b, int64_t bs, float *ws, \
-                              int64_t ldws, const float *sr, const float *ss, int first) {                   \
-    ukr_bf16(MR, NV, kp, a, as, b, bs, ws, ldws, sr, ss, first);                                             \
+                              int64_t ldws, const float *sr, const float *ss, int flags) {                   \
+    ukr_bf16(MR, NV, kp, a, as, b, bs, ws, ldws, sr, ss, flags);                                             \
   }
 #define UKR_ROWS6(NV) UKR(1, NV) UKR(2, NV) UKR(3, NV) UKR(4, NV) UKR(5, NV) UKR(6, NV)
 #define UKR_ROWS14(NV) UKR(7, NV) UKR(8, NV) UKR(9, NV) UKR(10, NV) UKR(11, NV) UKR(12, NV) UKR(13, NV) UKR(14, NV)
@@ -95,6 +96,8 @@ VBMI static void decode_fp8_vbmi(int64_t quads, const fp8_t *src, bf16_t *dst, c
   __m512i l0 = _mm512_load_si512(lut->lo), l1 = _mm512_load_si512(lut->lo + 64);
   for (int64_t q = 0; q < quads; q++) {
     __m512bh p0, p1;
+    /* the strip's next 128-deep block follows this one: fetch it while this one is decoded */
+    _mm_prefetch((const char *)(src + 64 * (q + GEMM_PF_PAIRS / 2)), _MM_HINT_T1);
     dec_quad(_mm512_loadu_si512((const void *)(src + 64 * q)), h0, h1, l0, l1, &p0, &p1);
     _mm512_store_si512((void *)(dst + 64 * q), (__m512i)p0);
     _mm512_store_si512((void *)(dst + 64 * q + 32), (__m512i)p1);

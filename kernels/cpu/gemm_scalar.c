@@ -9,7 +9,7 @@
 /* The generic tile: mr rows x nv strips, K pairs accumulated in FP32. */
 static inline void ukr_scalar(int mr, int nv, int64_t kp, const uint32_t *a, int64_t a_stride, const bf16_t *b,
                               int64_t b_stride, float *ws, int64_t ldws, const float *srow, const float *sstrip,
-                              int first) {
+                              int flags) {
   float acc[4][16 * GEMM_NV_MAX];
   memset(acc, 0, sizeof acc);
   for (int64_t p = 0; p < kp; p++) {
@@ -33,14 +33,14 @@ static inline void ukr_scalar(int mr, int nv, int64_t kp, const uint32_t *a, int
         float r = acc[i][16 * v + j];
         if (srow) r *= srow[i] * sstrip[v];
         float *o = &ws[i * ldws + 16 * v + j];
-        *o = first ? r : *o + r;
+        *o = (flags & GEMM_UKR_FIRST) ? r : *o + r;
       }
 }
 
 #define UKR_DEF(MR, NV)                                                                                     \
   static void ukr_scalar_##MR##x##NV(int64_t kp, const uint32_t *a, int64_t as, const bf16_t *b, int64_t bs, \
-                                     float *ws, int64_t ldws, const float *sr, const float *ss, int first) { \
-    ukr_scalar(MR, NV, kp, a, as, b, bs, ws, ldws, sr, ss, first);                                          \
+                                     float *ws, int64_t ldws, const float *sr, const float *ss, int flags) { \
+    ukr_scalar(MR, NV, kp, a, as, b, bs, ws, ldws, sr, ss, flags);                                          \
   }
 UKR_DEF(1, 1)
 UKR_DEF(2, 1)
