@@ -186,9 +186,10 @@ typedef struct gemm_job {
   uint32_t *apk;          /* packed activations: cdiv(m, MR) panels of kp * MR words */
   int64_t panels;         /* output panels of NV strips */
   int64_t apanel0;        /* index of its first activation micro-panel among all jobs' */
+  int64_t mc;             /* rows per row block: at most GEMM_MC, a multiple of MR, blocks of equal size */
 } gemm_job;
 
-/* A unit of phase-2 work: rows [r0, r0 + GEMM_MC) of a job times its panels [p0, p1). */
+/* A unit of phase-2 work: rows [r0, r0 + mc) of a job times its panels [p0, p1). */
 typedef struct gemm_unit {
   int job;            /* job index */
   int64_t r0;         /* first row */
@@ -341,7 +342,7 @@ static void compute_worker(void *arg, int tid, int nthreads) {
     }
     const gemm_unit *un = &cl->units[u];
     const gemm_job *jb = &cl->jobs[un->job];
-    int64_t mc = min64(GEMM_MC, jb->m - un->r0);
+    int64_t mc = min64(jb->mc, jb->m - un->r0);
     int64_t ncols = cl->epi == GEMM_EPI_SWIGLU ? jb->w->n / 2 : jb->w->n;
     for (int64_t pn = un->p0; pn < un->p1; pn++) {
       int64_t s0 = pn * nv_max;
@@ -357,19 +358,19 @@ static void compute_worker(void *arg, int tid, int nthreads) {
   free(sc.dec);
 }
 
-/* Cuts the jobs into phase-2 units: per job and block of GEMM_MC rows, runs of panels sized so that
+/* Cuts the jobs into phase-2 units: per job and block of mc rows, runs of panels sized so that
  * there are about 8 units per thread overall (fewer when the work is smaller). */
 static void make_units(gemm_call *cl, int nthreads) {
   int64_t blocks = 0;
-  for (int j = 0; j < cl->njobs; j++) blocks += cdiv(cl->jobs[j].m, GEMM_MC) * cl->jobs[j].panels;
+  for (int j = 0; j < cl->njobs; j++) blocks += cdiv(cl->jobs[j].m, cl->jobs[j].mc) * cl->jobs[j].panels;
   int64_t per = blocks / (8 * (int64_t)nthreads);
   if (per < 1) per = 1;
   int64_t n = 0;
-  for (int j = 0; j < cl->njobs; j++) n += cdiv(cl->jobs[j].m, GEMM_MC) * cdiv(cl->jobs[j].panels, per);
+  for (int j = 0; j < cl->njobs; j++) n += cdiv(cl->jobs[j].m, cl->jobs[j].mc) * cdiv(cl->jobs[j].panels, per);
   cl->units = util_xmalloc((size_t)(n ? n : 1) * sizeof *cl->units);
   cl->nunits = 0;
   for (int j = 0; j < cl->njobs; j++)
-    for (int64_t r0 = 0; r0 < cl->jobs[j].m; r0 += GEMM_MC)
+    for (int64_t r0 = 0; r0 < cl->jobs[j].m; r0 += cl->jobs[j].mc)
       for (int64_t p0 = 0; p0 < cl->jobs[j].panels; p0 += per)
         cl->units[cl->nunits++] = (gemm_unit){j, r0, p0, min64(p0 + per, cl->jobs[j].panels)};
 }
@@ -425,6 +426,9 @@ static int run_jobs(pool *tp, gemm_job *jobs, int njobs, const gemm_opts *o) {
   size_t apk_words = 0;
   for (int j = 0; j < njobs; j++) {
     jobs[j].panels = cdiv(cl.out_strips, nv);
+    /* equal row blocks: 2048 rows become 7 blocks of 294 (MR 6), not 6 of 336 and one of 32 */
+    int64_t nblk = cdiv(jobs[j].m, GEMM_MC);
+    jobs[j].mc = nblk ? cdiv(cdiv(jobs[j].m, nblk), mr) * mr : mr;
     jobs[j].apanel0 = cl.apanels;
     cl.apanels += cdiv(jobs[j].m, mr);
     apk_words += (size_t)(cdiv(jobs[j].m, mr) * mr * cl.kp);
