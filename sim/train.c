@@ -11,7 +11,7 @@
 
 const char *train_balance_name(int b) { return b == TRAIN_BALANCE_BIAS ? "bias" : "none"; }
 
-static void sim_free(tr_sim *s) {
+void tr_sim_free(tr_sim *s) {
   sched_free(&s->sched);
   for (int k = 0; k < s->n_ep; k++) {
     free(s->ep[k].rows);
@@ -46,20 +46,27 @@ static void log_stages(const tr_sim *s, FILE *f) {
   }
 }
 
+int tr_sim_build(tr_sim *s, const train_cfg *cfg, char *err, size_t err_len) {
+  memset(s, 0, sizeof *s);
+  s->cfg = cfg, s->model = *cfg->model, s->plan = cfg->plan, s->err = err, s->err_len = err_len;
+  int rc = tr_plan_resolve(s);
+  if (rc == 0) rc = tr_cost_ep(s);
+  if (rc == 0) rc = tr_cost_blocks(s);
+  if (rc == 0) rc = tr_partition(s);
+  if (rc == 0) {
+    tr_cost_parts(s);
+    rc = tr_cost_p2p(s);
+  }
+  if (rc == 0) rc = tr_memory(s);
+  return rc;
+}
+
 int train_run(const train_cfg *cfg, train_result *res, char *err, size_t err_len) {
   uint64_t t0 = util_now_ns();
   memset(res, 0, sizeof *res);
   if (err && err_len) err[0] = '\0';
-  tr_sim s = {.cfg = cfg, .model = *cfg->model, .plan = cfg->plan, .err = err, .err_len = err_len};
-  int rc = tr_plan_resolve(&s);
-  if (rc == 0) rc = tr_cost_ep(&s);
-  if (rc == 0) rc = tr_cost_blocks(&s);
-  if (rc == 0) rc = tr_partition(&s);
-  if (rc == 0) {
-    tr_cost_parts(&s);
-    rc = tr_cost_p2p(&s);
-  }
-  if (rc == 0) rc = tr_memory(&s);
+  tr_sim s;
+  int rc = tr_sim_build(&s, cfg, err, err_len);
   if (rc == 0 && cfg->log) {
     tr_print_sources(&s, cfg->log);
     log_stages(&s, cfg->log);
@@ -110,7 +117,7 @@ int train_run(const train_cfg *cfg, train_result *res, char *err, size_t err_len
       break;
     }
   }
-  sim_free(&s);
+  tr_sim_free(&s);
   res->sim_wall_s = (double)(util_now_ns() - t0) * 1e-9;
   return rc;
 }

@@ -20,7 +20,8 @@
  * all-reduces when TP > 1); its backward runs the same components backwards, split into the
  * input-gradient and weight-gradient parts (ZeroBubble). Inside a DualPipe(V) F&B op the two
  * chunks are overlapped layer by layer with overlap.h's two streams: communication kernels hold
- * comm_sms SMs, compute runs on the rest; comm_sms = 0 means no SM partition and no overlap.
+ * comm_sms SMs, compute runs on the rest (comm_sms = 0: communication offloaded from the SMs, the
+ * report's hardware suggestion; overlap = 0: F&B pairs run their chunks in series).
  * Activations and gradients travel between ranks as point-to-point transfers over the network
  * (no overlap of a transfer with the op after it is needed: sends are asynchronous). After a
  * rank's last op touching a stage, that stage's gradients are reduce-scattered (ZeRO 1/2) or
@@ -66,7 +67,9 @@ typedef struct train_plan {
   int seq_len;           /* tokens per sequence (0: the model's) */
   int schedule;          /* sched_kind */
   int virt;              /* interleaved 1F1B: model chunks per rank */
-  int comm_sms;          /* SMs held by communication kernels during F&B overlap (0: no overlap) */
+  int comm_sms;          /* SMs communication kernels hold; 0: communication offloaded (no SMs taken
+                            from compute, copy rate not SM-bound: the V3 report's suggestion 1) */
+  int overlap;           /* DualPipe(V): overlap each F&B pair (0: the two chunks in series) */
   int recompute_full;    /* 1: whole layers recomputed in the backward (only layer inputs kept) */
 } train_plan;
 

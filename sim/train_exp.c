@@ -97,7 +97,9 @@ static const cfg_key tx_keys[] = {
     {.name = "schedule", .type = CFG_ENUM, .offset = PL(schedule), .choices = sched_names,
      .doc = "pipeline schedule: 1f1b | interleaved | zb1p | dualpipe | dualpipev"},
     {.name = "comm_sms", .type = CFG_INT32, .offset = PL(comm_sms), .flags = CFG_NONNEG,
-     .doc = "SMs communication kernels hold while F&B pairs overlap (0: no SM split, no overlap)"},
+     .doc = "SMs communication kernels hold (0: offloaded to a co-processor: no SMs, copy rate not SM-bound)"},
+    {.name = "overlap", .type = CFG_BOOL, .offset = PL(overlap),
+     .doc = "DualPipe(V): overlap each F&B pair's computation and communication (false: in series)"},
     {.name = "recompute", .type = CFG_STRUCT, .offset = 0, .sub = recompute_keys,
      .doc = "recomputation choices (default: the model's)"},
     {.name = "precision", .type = CFG_STRUCT, .offset = 0, .sub = precision_keys, .doc = "precision choices"},
@@ -117,7 +119,7 @@ static void tx_init(void *p) {
   model_init(&s->model);
   topo_spec_init(&s->cluster);
   s->plan = (train_plan){.pp = 1, .tp = 1, .ep = 1, .zero = 1, .micro_batch_seqs = 1, .global_batch_seqs = 0,
-                         .schedule = SCHED_1F1B, .virt = 1, .comm_sms = 0};
+                         .schedule = SCHED_1F1B, .virt = 1, .comm_sms = 0, .overlap = 1};
   s->routing = (train_routing){.balance = TRAIN_BALANCE_BIAS, .seed = 1, .samples = 1};
   s->dispatch_fp8 = 1;
   s->net_seed = 1;
@@ -146,6 +148,7 @@ static void fill_row(res_row *row, const tx_spec *s, const topo *t, const train_
   res_set_i(row, "ep", s->plan.ep);
   res_set_i(row, "dp_zero", s->plan.zero);
   res_set_i(row, "comm_sms", s->plan.comm_sms);
+  res_set_i(row, "overlap", s->plan.overlap);
   res_set_i(row, "micro_batch_seqs", s->plan.micro_batch_seqs);
   res_set_i(row, "global_batch_seqs", s->plan.global_batch_seqs);
   res_set_i(row, "seq_len", s->plan.seq_len ? s->plan.seq_len : s->model.seq_len);
@@ -189,9 +192,10 @@ static void fill_row(res_row *row, const tx_spec *s, const topo *t, const train_
 }
 
 static void print_summary(FILE *f, const tx_spec *s, const topo *t, const train_result *r) {
-  fprintf(f, "simulated one step of %s on %s: %d %s, PP %d x DP %d x TP %d, EP %d, ZeRO-%d, %s, %d comm SMs\n",
+  fprintf(f, "simulated one step of %s on %s: %d %s, PP %d x DP %d x TP %d, EP %d, ZeRO-%d, %s%s, %d comm SMs\n",
           s->model.name, t->name, r->gpus, t->gpu.model ? t->gpu.model : "GPUs", s->plan.pp, r->dp, s->plan.tp,
-          s->plan.ep, s->plan.zero, sched_names[s->plan.schedule], s->plan.comm_sms);
+          s->plan.ep, s->plan.zero, sched_names[s->plan.schedule], s->plan.overlap ? "" : " (no overlap)",
+          s->plan.comm_sms);
   fprintf(f, "  step             %10.3f s   (%d micro-batches of %d x %d tokens per pipeline)\n", r->step_s,
           r->micro_batches, s->plan.micro_batch_seqs, s->plan.seq_len ? s->plan.seq_len : s->model.seq_len);
   fprintf(f, "  throughput       %10.4g tokens/s, %.1f TFLOP/s per GPU, MFU %.1f%% (%.1f%% of BF16 peak)\n",

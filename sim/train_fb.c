@@ -2,7 +2,7 @@
  * chunk's layers and the backward chunk's layers (back to front) are paired, layer i of the
  * forward with layer i from the end of the backward, and each pair is split as overlap.h splits it
  * (the V3 report's Figure 4): a compute stream on the SMs communication leaves and a communication
- * stream holding comm_sms SMs,
+ * stream holding comm_sms SMs (none when communication is offloaded: comm_sms = 0),
  *
  *   compute: ATTN_F TP_F | MLP_B MLP_W | MLP_F | ATTN_B TP_B ATTN_W
  *   comm:    COMBINE_B   | DISPATCH_F  | DISPATCH_B | COMBINE_F
@@ -30,7 +30,7 @@ static int has_work(const tr_unit *u) {
 
 int tr_pair_overlaps(const tr_sim *s, const tr_unit *fu, const tr_unit *bu) {
   int k = s->plan.schedule;
-  if (s->plan.comm_sms <= 0 || (k != SCHED_DUALPIPE && k != SCHED_DUALPIPEV)) return 0;
+  if (!s->plan.overlap || (k != SCHED_DUALPIPE && k != SCHED_DUALPIPEV)) return 0;
   return has_work(fu) && has_work(bu) && (has_comm(fu) || has_comm(bu));
 }
 

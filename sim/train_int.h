@@ -136,6 +136,11 @@ void tr_fb_chain(tr_sim *s, int pf, int pb, tr_fb *out, tr_pair_times *pairs);
  * least one communicates (and the plan has comm SMs); otherwise they run in series on all SMs. */
 int tr_pair_overlaps(const tr_sim *s, const tr_unit *fu, const tr_unit *bu);
 
+/* train.c: everything up to the replay (plan, costs, stages, memory), as train_run does it;
+ * returns train_run's codes. tr_sim_free frees what it built (also after a failure). */
+int tr_sim_build(tr_sim *s, const train_cfg *cfg, char *err, size_t err_len);
+void tr_sim_free(tr_sim *s);
+
 /* train_sim.c: the replay, the DP tail, phases; fills res. */
 int tr_replay(tr_sim *s, train_result *res);
 

@@ -95,7 +95,7 @@ static sim_ps unit_cost(const tr_sim *s, const tr_unit *u) {
   sim_ps comp = u->attn_f + u->mlp_f + u->attn_b + u->mlp_b + u->attn_w + u->mlp_w;
   sim_ps comm = u->disp_f + u->comb_f + u->comb_b + u->disp_b;
   int k = s->plan.schedule;
-  if (s->plan.comm_sms > 0 && comm > 0 && (k == SCHED_DUALPIPE || k == SCHED_DUALPIPEV)) {
+  if (s->plan.overlap && comm > 0 && (k == SCHED_DUALPIPE || k == SCHED_DUALPIPEV)) {
     sim_ps st = overlap_stretch(comp, s->cfg->topo->gpu.sms, s->plan.comm_sms);
     return (st > comm ? st : comm) + u->tp_f + u->tp_b;
   }
