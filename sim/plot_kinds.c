@@ -202,7 +202,7 @@ static int prep_vs(plot_ctx *pc, int x, int y) {
         data_text(&pc->data, sers.v[pts[i].series]);
         util_buf_printf(&pc->data, "\"\t%s\txtic\n", pc->t->cols[y]);
       }
-      util_buf_printf(&pc->data, "%.17g\t%.17g\t", pts[i].x, pts[i].y);
+      util_buf_printf(&pc->data, "%.10g\t%.10g\t", pts[i].x, pts[i].y);
       data_text(&pc->data, cell(pc, pts[i].row, x));
       util_buf_printf(&pc->data, "\n");
       if (pts[i].x < lo) lo = pts[i].x;
@@ -365,7 +365,7 @@ static int prep_a2a(plot_ctx *pc) {
           util_buf_printf(&pc->data, "\"\tgbyte_s\n");
           blocks++;
         }
-        util_buf_printf(&pc->data, "%.17g\t%.17g\n", pts[i].x, yv);
+        util_buf_printf(&pc->data, "%.10g\t%.10g\n", pts[i].x, yv);
       }
     }
   free(pts);
@@ -436,7 +436,7 @@ static int prep_roofline(plot_ctx *pc) {
         data_text(&pc->data, sers.v[pts[i].series]);
         util_buf_printf(&pc->data, "\"\ttflops\tkernel\n");
       }
-      util_buf_printf(&pc->data, "%.17g\t%.17g\t", pts[i].x, pts[i].y);
+      util_buf_printf(&pc->data, "%.10g\t%.10g\t", pts[i].x, pts[i].y);
       data_text(&pc->data, kcol >= 0 ? cell(pc, pts[i].row, kcol) : "");
       util_buf_printf(&pc->data, "\n");
     }
@@ -530,6 +530,15 @@ static int prep_pareto(plot_ctx *pc) {
     int except[2] = {x, y};
     if (series_cols(pc, except, 2, ser, PLOT_MAX_COLS, &ns) != 0) return -1;
   }
+  /* Front labels name the option fully: the series columns and the other varying swept ones. */
+  int lab[2 * PLOT_MAX_COLS];
+  size_t nl = 0;
+  for (size_t i = 0; i < ns; i++) lab[nl++] = ser[i];
+  for (int c = pc->swept_first; c >= 0 && c < pc->swept_end && nl < 2 * PLOT_MAX_COLS; c++) {
+    int skip = c == x || c == y || constant_col(pc, c);
+    for (size_t i = 0; i < ns; i++) skip |= ser[i] == c;
+    if (!skip) lab[nl++] = c;
+  }
   plot_names sers = {0};
   plot_xy *pts = util_xcalloc(pc->n_rows + 1, sizeof *pts);
   size_t np = 0;
@@ -551,7 +560,7 @@ static int prep_pareto(plot_ctx *pc) {
       data_text(&pc->data, sers.v[pts[i].series]);
       util_buf_printf(&pc->data, "\"\t%s\tlabel\n", pc->t->cols[y]);
     }
-    util_buf_printf(&pc->data, "%.17g\t%.17g\t", pts[i].x, pts[i].y);
+    util_buf_printf(&pc->data, "%.10g\t%.10g\t", pts[i].x, pts[i].y);
     data_text(&pc->data, sers.v[pts[i].series]);
     util_buf_printf(&pc->data, "\n");
   }
@@ -567,8 +576,10 @@ static int prep_pareto(plot_ctx *pc) {
   qsort(front, nf, sizeof *front, cmp_xy);
   util_buf_printf(&pc->data, "\n\n\"Pareto front\"\t%s\tlabel\n", pc->t->cols[y]);
   for (size_t i = 0; i < nf; i++) {
-    util_buf_printf(&pc->data, "%.17g\t%.17g\t", front[i].x, front[i].y);
-    data_text(&pc->data, series_label(pc, front[i].row, ser, ns));
+    util_buf_printf(&pc->data, "%.10g\t%.10g\t", front[i].x, front[i].y);
+    char *l = series_label(pc, front[i].row, lab, nl);
+    data_text(&pc->data, l);
+    free(l);
     util_buf_printf(&pc->data, "\n");
   }
   util_buf_printf(&pc->vars, "nseries=%zu; ", sers.n);
