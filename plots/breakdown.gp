@@ -17,6 +17,7 @@ if (!exists("ylabel")) ylabel = "time (us)"
 if (!exists("rotate")) rotate = 0
 if (fmt eq "svg") { set terminal svg size 800,500 dynamic font "sans,11" } else { set terminal pngcairo size 800,500 font "sans,10" }
 set output outfile
+set termoption noenhanced
 if (sep eq "tab") { set datafile separator tab } else { set datafile separator comma }
 set key autotitle columnhead outside right noenhanced
 set style data histograms
