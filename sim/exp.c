@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "plot.h"
 #include "util.h"
 
 /* ---------------------------------------------------------------- result rows */
@@ -128,8 +129,11 @@ int exp_load(cfg_ctx *ctx, const char *path, exp_common *common, const exp_kind 
       /* "throughput_vs:AXIS"-style plots name a prefix ending in ':' */
       ok |= strcmp(p, kind->plots[j]) == 0 || (kind->plots[j][n - 1] == ':' && strncmp(p, kind->plots[j], n) == 0);
     }
+    /* The figure kinds of plot.h draw from any results table that has their columns. */
+    ok |= plot_kind_known(p);
     if (!ok) {
-      fprintf(stderr, "%s: error: plot '%s' is not one kind '%s' draws\n", path, p, kind->name);
+      fprintf(stderr, "%s: error: plot '%s' is not one kind '%s' draws, nor a figure kind of moesim plot\n", path, p,
+              kind->name);
       free(spec);
       return UTIL_EXIT_USAGE;
     }
