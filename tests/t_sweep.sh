@@ -67,7 +67,7 @@ check "plain progress lines without a terminal" grep -q '^point 17 .* 18/18 poin
 sed 's/fail: \[false, false, true\]/crash: [false, true, false]/' "$T/grid.yaml" > "$T/crash.yaml"
 $PROBE run "$T/crash.yaml" --out "$T/crash" --jobs 2 >/dev/null 2>&1; rc=$?
 check "a crashing point: exit 3" [ "$rc" = 3 ]
-check "a crashing point records the signal" grep -q '^1,.*,failed,killed by signal 11' "$T/crash/results.csv"
+check "a crashing point records the signal" grep -q '^1,.*,failed,killed by signal 6' "$T/crash/results.csv"
 check "the other points of a crashing sweep finish" [ "$(grep -c ',ok,' "$T/crash/results.csv")" = 12 ]
 
 # ---------------------------------------------------------------- resume

@@ -8,7 +8,6 @@
  * resumed runs can be compared byte for byte) and which can sleep, fail or crash on request.
  * This file defines the kinds table `exp_kinds` itself, so the linker takes it instead of
  * sim/exp_kinds.c from libmoesim.a. */
-#include <signal.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,7 +37,7 @@ typedef struct probe_spec {
   size_t n_sizes;    /* its length */
   int64_t sleep_ms;  /* time each point takes */
   int fail;          /* the run fails (exit 2, a message) */
-  int crash;         /* the run dies from SIGSEGV */
+  int crash;         /* the run dies from SIGABRT */
 } probe_spec;
 
 static const cfg_key probe_link_keys[] = {
@@ -75,7 +74,7 @@ static int probe_run(const exp_run *run, void *p, res_row *row) {
     struct timespec ts = {s->sleep_ms / 1000, (long)(s->sleep_ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0) {}
   }
-  if (s->crash) raise(SIGSEGV);
+  if (s->crash) abort(); /* like a failed assert */
   if (s->fail) {
     fprintf(stderr, "%s: error: probe asked to fail, at x=%g\n", run->exp_path, s->x);
     return UTIL_EXIT_USAGE;
