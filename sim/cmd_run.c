@@ -357,6 +357,8 @@ static int run_sweep(const run_opts *o, cfg_ctx *ctx, const exp_common *common, 
   }
   if (rc == 0 && ok_total > 0) rc = draw_figures(common, st.csv_path, dir, o->quiet);
   if (!o->quiet) printf("results   %s\n", st.csv_path);
+  if (rc > 128 && !o->quiet)
+    fprintf(stderr, "moesim run: interrupted; running the same command again resumes the sweep\n");
   if (rc == 0 && failed_total) rc = RUN_EXIT_POINTS_FAILED;
   sweep_journal_close(&st.j);
   util_buf_free(&csv);
