@@ -60,8 +60,9 @@ int plot_table_read(const char *path, plot_table *t) {
   size_t len;
   char *text = util_read_file(path, &len);
   if (!text) {
-    fprintf(stderr, "moesim: error: cannot read %s: %s\n", path, strerror(errno));
-    return UTIL_EXIT_SYS;
+    int e = errno;
+    fprintf(stderr, "moesim: error: cannot read %s: %s\n", path, strerror(e));
+    return e == ENOENT || e == EISDIR ? UTIL_EXIT_USAGE : UTIL_EXIT_SYS;
   }
   size_t pos = 0, cap = 0, n;
   int line = 0;

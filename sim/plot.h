@@ -24,8 +24,8 @@ typedef struct plot_table {
   char **cells;   /* n_rows * n_cols cells, row-major (missing trailing cells are "") */
 } plot_table;
 
-/* Reads a CSV (RFC 4180 quotes allowed). Returns 0; 1 when it cannot be read; 2 when it is not
- * a table (message "path:line: error: ..." printed). */
+/* Reads a CSV (RFC 4180 quotes allowed). Returns 0; 2 when it is missing or not a table (message
+ * "path:line: error: ..." printed); 1 when reading it failed otherwise. */
 int plot_table_read(const char *path, plot_table *t);
 void plot_table_free(plot_table *t);
 /* Column index by name, or -1. */

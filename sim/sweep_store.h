@@ -9,6 +9,9 @@
  * results.csv is rebuilt from the records and replaced atomically (temporary file + rename): a
  * reader, or a kill at any moment, sees either the previous complete table or the new one.
  *
+ * Lines are written, not fsync'd: a killed process loses nothing the kernel already has, which is
+ * what a kill -9 needs; a power cut may lose the last records (their points run again).
+ *
  * The journal is the resume state and may be deleted at will (`moesim run --fresh` ignores it);
  * results.csv is the output. A lock file (<out>/sweep.lock, flock) keeps two runs apart. */
 #ifndef MOESIM_SWEEP_STORE_H
