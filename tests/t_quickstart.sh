@@ -7,12 +7,23 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 pass=0; fail=0
 check() { if eval "$2"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "t_quickstart.sh: $1" >&2; fi; }
+cp topologies/hardware.yaml "$T/hardware.yaml"
 cat > "$T/tiny.yaml" <<'Y'
 name: tiny
 kind: moe_layer
 model: {hidden: 256, moe_intermediate: 128, routed_experts: 16, shared_experts: 1, top_k: 4, n_groups: 4, topk_groups: 2, route_scale: 1}
 tokens_per_gpu: 64
-cluster: {name: tiny2x2, nodes: 2, gpus_per_node: 2, gpu_name: H800, gpu_bf16_tflops: 989, scaleup_gbyte_s: 160, nic_gbit_s: 400, latency_ns: 3000}
+cluster:
+  name: tiny2x2
+  catalogue: hardware.yaml
+  gpu: {model: h800}
+  nic: {model: cx7-400g}
+  switch: {model: qm9700}
+  nodes: 2
+  gpus_per_node: 2
+  scaleup: nvswitch
+  nics_per_gpu: 1
+  fabric: {kind: fat_tree, levels: 2, cable: {model: osfp-400g-optical}, endpoint_cable: {model: osfp-400g-optical}}
 reps: 1
 plots: [breakdown]
 Y
