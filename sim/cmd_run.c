@@ -297,7 +297,6 @@ static int run_sweep(const run_opts *o, cfg_ctx *ctx, const exp_common *common, 
     return rc;
   }
 #endif
-  (void)size;
   rc = sweep_journal_open(dir, o->fresh, &st.j);
   if (rc != 0) {
     free(hashes);
