@@ -20,8 +20,12 @@
 #include "gemm_internal.h"
 #include "util.h"
 
+#ifndef GEMM_KC_PAIRS
 #define GEMM_KC_PAIRS 128 /* BF16 K block in pairs (256 K values): 16 KiB of weights per 32 columns */
-#define GEMM_MC 168       /* rows per activation block (a multiple of every MR: 14, 8, 6, 4) */
+#endif
+#ifndef GEMM_MC
+#define GEMM_MC 336 /* rows per activation block (a multiple of every MR: 14, 8, 6, 4) */
+#endif
 
 static int is_fp8(kn_dtype t) { return t == KN_FP8_E4M3 || t == KN_FP8_E5M2; }
 static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -33,21 +37,78 @@ static void *aligned_alloc64(size_t bytes) {
   return p;
 }
 
+/* A few large buffers kept between calls: a fresh multi-megabyte allocation per call would pay a
+ * page fault per 4 KiB on first touch (milliseconds for the packed activations of a big GEMM). */
+#define WS_CACHE 4
+static struct {
+  void *p;       /* buffer, or NULL */
+  size_t bytes;  /* its size */
+} ws_cache[WS_CACHE];
+static pthread_mutex_t ws_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* A 64-byte aligned buffer of at least `bytes`, from the cache when one is big enough. */
+static void *ws_get(size_t bytes, size_t *got) {
+  pthread_mutex_lock(&ws_mu);
+  int best = -1;
+  for (int i = 0; i < WS_CACHE; i++)
+    if (ws_cache[i].p && ws_cache[i].bytes >= bytes && (best < 0 || ws_cache[i].bytes < ws_cache[best].bytes)) best = i;
+  void *p = NULL;
+  if (best >= 0) {
+    p = ws_cache[best].p;
+    *got = ws_cache[best].bytes;
+    ws_cache[best].p = NULL;
+  }
+  pthread_mutex_unlock(&ws_mu);
+  if (!p) {
+    p = aligned_alloc64(bytes);
+    *got = bytes;
+  }
+  return p;
+}
+
+/* Returns a buffer from ws_get to the cache (replacing the smallest cached one if full). */
+static void ws_put(void *p, size_t bytes) {
+  pthread_mutex_lock(&ws_mu);
+  int slot = -1;
+  for (int i = 0; i < WS_CACHE && slot < 0; i++)
+    if (!ws_cache[i].p) slot = i;
+  if (slot < 0) {
+    slot = 0;
+    for (int i = 1; i < WS_CACHE; i++)
+      if (ws_cache[i].bytes < ws_cache[slot].bytes) slot = i;
+    if (ws_cache[slot].bytes >= bytes) {
+      pthread_mutex_unlock(&ws_mu);
+      free(p);
+      return;
+    }
+    free(ws_cache[slot].p);
+  }
+  ws_cache[slot].p = p;
+  ws_cache[slot].bytes = bytes;
+  pthread_mutex_unlock(&ws_mu);
+}
+
 /* ---------------------------------------------------------------- FP8 tables and packing */
 
-static bf16_t lut_e4m3[256], lut_e5m2[256];
+static gemm_fp8_lut lut_e4m3 __attribute__((aligned(64))), lut_e5m2 __attribute__((aligned(64)));
 static pthread_once_t lut_once = PTHREAD_ONCE_INIT;
 
-static void lut_init(void) {
-  for (int x = 0; x < 256; x++) {
-    lut_e4m3[x] = f32_to_bf16(fp8_e4m3_to_f32((fp8_t)x)); /* exact: FP8 values are BF16 values */
-    lut_e5m2[x] = f32_to_bf16(fp8_e5m2_to_f32((fp8_t)x));
+static void lut_fill(gemm_fp8_lut *t, kn_dtype fmt) {
+  for (int x = 0; x < 256; x++) t->bf16[x] = f32_to_bf16(fp8_to_f32((fp8_t)x, fmt)); /* exact */
+  for (int x = 0; x < 128; x++) {
+    t->hi[x] = (uint8_t)(t->bf16[x] >> 8);
+    t->lo[x] = (uint8_t)(t->bf16[x] & 0xff);
   }
 }
 
-const bf16_t *gemm_fp8_bf16_lut(kn_dtype fmt) {
+static void lut_init(void) {
+  lut_fill(&lut_e4m3, KN_FP8_E4M3);
+  lut_fill(&lut_e5m2, KN_FP8_E5M2);
+}
+
+const gemm_fp8_lut *gemm_fp8_lut_of(kn_dtype fmt) {
   pthread_once(&lut_once, lut_init);
-  return fmt == KN_FP8_E5M2 ? lut_e5m2 : lut_e4m3;
+  return fmt == KN_FP8_E5M2 ? &lut_e5m2 : &lut_e4m3;
 }
 
 gemm_packed *gemm_pack(const gemm_mat *w, int64_t n, int64_t k) {
@@ -133,7 +194,7 @@ typedef struct gemm_call {
   gemm_epi epi;           /* epilogue */
   int64_t out_strips;     /* strips of the output columns handled per job */
   int64_t up_strip0;      /* SwiGLU: first strip of the up half */
-  const bf16_t *lut;      /* FP8 decode table */
+  const gemm_fp8_lut *lut; /* FP8 decode tables of the weights' format */
   int64_t *cost_prefix;   /* items + 1 cumulative costs, for the thread split */
 } gemm_call;
 
@@ -149,29 +210,11 @@ static void pack_a_worker(void *arg, int tid, int nthreads) {
     int64_t np = cdiv(jb->m, mr);
     for (int64_t q = 0; q < np; q++, idx++) {
       if (idx < lo || idx >= hi) continue;
-      uint32_t *dst = jb->apk + q * kp * mr;
-      int64_t k = jb->w->k;
-      for (int i = 0; i < mr; i++) {
-        int64_t row = q * mr + i;
-        if (row >= jb->m) {
-          for (int64_t p = 0; p < kp; p++) dst[p * mr + i] = 0;
-          continue;
-        }
-        if (jb->a.dtype == KN_BF16) {
-          const bf16_t *src = (const bf16_t *)jb->a.data + row * jb->a.ld;
-          for (int64_t p = 0; p < kp; p++) {
-            uint32_t lo16 = 2 * p < k ? src[2 * p] : 0, hi16 = 2 * p + 1 < k ? src[2 * p + 1] : 0;
-            dst[p * mr + i] = lo16 | hi16 << 16;
-          }
-        } else {
-          const fp8_t *src = (const fp8_t *)jb->a.data + row * jb->a.ld;
-          const bf16_t *lut = gemm_fp8_bf16_lut(jb->a.dtype);
-          for (int64_t p = 0; p < kp; p++) {
-            uint32_t lo16 = 2 * p < k ? lut[src[2 * p]] : 0, hi16 = 2 * p + 1 < k ? lut[src[2 * p + 1]] : 0;
-            dst[p * mr + i] = lo16 | hi16 << 16;
-          }
-        }
-      }
+      int rows = (int)min64(mr, jb->m - q * mr);
+      size_t esz = jb->a.dtype == KN_BF16 ? 2 : 1;
+      const char *src = (const char *)jb->a.data + (size_t)(q * mr * jb->a.ld) * esz;
+      cl->impl->pack_a(src, jb->a.ld, jb->a.dtype, rows, mr, jb->w->k, kp, jb->apk + q * kp * mr,
+                       is_fp8(jb->a.dtype) ? gemm_fp8_lut_of(jb->a.dtype)->bf16 : NULL);
     }
   }
 }
@@ -192,11 +235,17 @@ static void block_compute(const gemm_call *cl, const gemm_job *jb, int64_t r0, i
   int64_t kp = cl->kp;
   if (w->dtype == KN_BF16) {
     const bf16_t *wb = (const bf16_t *)w->data + s0 * kp * 32;
+    int64_t tiles = cdiv(mc, mr);
     for (int64_t p0 = 0; p0 < kp; p0 += GEMM_KC_PAIRS) {
       int64_t np = min64(GEMM_KC_PAIRS, kp - p0);
+      /* The next K block's weights (nv strips x np2 lines) are prefetched into L2 a share per tile,
+       * so that the first tile of the next block does not wait for memory. */
+      int64_t np2 = min64(GEMM_KC_PAIRS, kp - p0 - np), lines = nv * np2, per = cdiv(lines, tiles), done = 0;
       for (int64_t i = 0; i < mc; i += mr) {
         int rows = (int)min64(mr, mc - i);
         const uint32_t *ap = jb->apk + ((r0 + i) / mr) * kp * mr + p0 * mr;
+        for (int64_t l = 0; l < per && done < lines; l++, done++)
+          __builtin_prefetch(wb + (done / np2) * kp * 32 + (p0 + np + done % np2) * 32, 0, 2);
         im->ukr[nv - 1][rows - 1](np, ap, mr, wb + p0 * 32, kp * 32, ws + i * sc->ldws, sc->ldws, NULL, NULL, p0 == 0);
       }
     }
@@ -205,6 +254,22 @@ static void block_compute(const gemm_call *cl, const gemm_job *jb, int64_t r0, i
   /* FP8: per 128-wide K block, decode the nv strips, then promote every promo_pairs pairs. */
   const fp8_t *wf = (const fp8_t *)w->data;
   float srow[GEMM_MR_MAX], sstrip[GEMM_NV_MAX];
+  if (mc <= GEMM_FUSED_MR && cl->promo_pairs % 2 == 0 && im->ukr8_ok && im->ukr8_ok()) {
+    /* Short M: decode in registers inside the fused kernel, no staging. */
+    const uint32_t *ap = jb->apk + (r0 / mr) * kp * mr;
+    for (int r = 0; r < mc; r++) srow[r] = 0;
+    for (int64_t kb = 0; kb < cl->kblocks; kb++) {
+      int64_t p0 = kb * (GEMM_BLOCK / 2), np = min64(GEMM_BLOCK / 2, kp - p0);
+      for (int v = 0; v < nv; v++) sstrip[v] = w->scale[(s0 + v) * w->kblocks + kb];
+      for (int r = 0; r < mc; r++) srow[r] = jb->a.scale[(r0 + r) * jb->a.ld_scale + kb];
+      for (int64_t pc = 0; pc < np; pc += cl->promo_pairs) {
+        int64_t n2 = min64(cl->promo_pairs, np - pc);
+        im->ukr8[nv - 1][mc - 1](n2, ap + (p0 + pc) * mr, mr, wf + (s0 * kp + p0 + pc) * 32, kp * 32, ws, sc->ldws,
+                                 srow, sstrip, kb == 0 && pc == 0, cl->lut);
+      }
+    }
+    return;
+  }
   for (int64_t kb = 0; kb < cl->kblocks; kb++) {
     int64_t p0 = kb * (GEMM_BLOCK / 2), np = min64(GEMM_BLOCK / 2, kp - p0);
     for (int v = 0; v < nv; v++) {
@@ -227,21 +292,11 @@ static void block_compute(const gemm_call *cl, const gemm_job *jb, int64_t r0, i
 /* Writes the tile buffer(s) of rows [r0, r0 + mc) and output columns [c0, c1) of job jb to C. */
 static void block_store(const gemm_call *cl, const gemm_job *jb, int64_t r0, int64_t mc, int64_t c0, int64_t c1,
                         const gemm_scratch *sc) {
+  int bf = jb->c.dtype == KN_BF16, sw = cl->epi == GEMM_EPI_SWIGLU;
+  size_t esz = bf ? 2 : 4;
   for (int64_t i = 0; i < mc; i++) {
-    const float *g = sc->ws[0] + i * sc->ldws, *u = sc->ws[1] + i * sc->ldws;
-    int64_t row = r0 + i;
-    if (jb->c.dtype == KN_FP32) {
-      float *o = (float *)jb->c.data + row * jb->c.ld;
-      if (cl->epi == GEMM_EPI_SWIGLU)
-        for (int64_t j = c0; j < c1; j++) o[j] = gemm_silu_mul(g[j - c0], u[j - c0]);
-      else memcpy(o + c0, g, (size_t)(c1 - c0) * sizeof(float));
-    } else {
-      bf16_t *o = (bf16_t *)jb->c.data + row * jb->c.ld;
-      if (cl->epi == GEMM_EPI_SWIGLU)
-        for (int64_t j = c0; j < c1; j++) o[j] = f32_to_bf16(gemm_silu_mul(g[j - c0], u[j - c0]));
-      else
-        for (int64_t j = c0; j < c1; j++) o[j] = f32_to_bf16(g[j - c0]);
-    }
+    char *o = (char *)jb->c.data + ((size_t)((r0 + i) * jb->c.ld + c0)) * esz;
+    cl->impl->store(sc->ws[0] + i * sc->ldws, sc->ws[1] + i * sc->ldws, c1 - c0, o, bf, sw);
   }
 }
 
@@ -314,7 +369,7 @@ static int run_jobs(pool *tp, gemm_job *jobs, int njobs, const gemm_opts *o) {
   for (int j = 0; j < njobs; j++) mtot += jobs[j].m;
   gemm_call cl = {.jobs = jobs, .njobs = njobs, .kp = w0->kp, .kblocks = w0->kblocks, .epi = epi};
   if (call_setup(o, w0->dtype, njobs ? mtot / njobs : 0, &cl.impl, &cl.promo_pairs)) return -1;
-  if (is_fp8(w0->dtype)) cl.lut = gemm_fp8_bf16_lut(w0->dtype);
+  if (is_fp8(w0->dtype)) cl.lut = gemm_fp8_lut_of(w0->dtype);
   int64_t ncols = epi == GEMM_EPI_SWIGLU ? w0->n / 2 : w0->n;
   if (epi == GEMM_EPI_SWIGLU && ncols % GEMM_STRIP != 0) {
     /* The up half would start inside a strip: compute A W^T in FP32, then apply SwiGLU. */
@@ -343,7 +398,8 @@ static int run_jobs(pool *tp, gemm_job *jobs, int njobs, const gemm_opts *o) {
     cl.items += jobs[j].panels;
     apk_words += (size_t)(cdiv(jobs[j].m, mr) * mr * cl.kp);
   }
-  uint32_t *apk = aligned_alloc64(apk_words * 4);
+  size_t apk_bytes;
+  uint32_t *apk = ws_get(apk_words * 4, &apk_bytes);
   size_t off = 0;
   for (int j = 0; j < njobs; j++) {
     jobs[j].apk = apk + off;
@@ -359,7 +415,7 @@ static int run_jobs(pool *tp, gemm_job *jobs, int njobs, const gemm_opts *o) {
   pool_run(tp, pack_a_worker, &cl);
   pool_run(tp, compute_worker, &cl);
   free(cl.cost_prefix);
-  free(apk);
+  ws_put(apk, apk_bytes);
   return 0;
 }
 
@@ -445,8 +501,13 @@ int gemm_grouped_masked(pool *tp, int groups, int64_t slots, const int64_t *vali
 /* ---------------------------------------------------------------- the variant registry */
 
 static int sup_scalar(void) { return 1; }
+static int sup_avx512(void) { return cpu_isa_best() >= CPU_AVX512; }
+static int sup_avx512bf16(void) { return cpu_isa_best() >= CPU_AVX512BF16; }
 
 static const gemm_variant variants[] = {
+    {"avx512bf16_14x32", CPU_AVX512BF16, 14, 32, sup_avx512bf16, &gemm_impl_avx512bf16_14x32},
+    {"avx512bf16_6x64", CPU_AVX512BF16, 6, 64, sup_avx512bf16, &gemm_impl_avx512bf16_6x64},
+    {"avx512_8x32", CPU_AVX512, 8, 32, sup_avx512, &gemm_impl_avx512_8x32},
     {"scalar_4x16", CPU_SCALAR, 4, 16, sup_scalar, &gemm_impl_scalar_4x16},
 };
 

@@ -45,9 +45,33 @@ typedef void (*gemm_ukr_fn)(int64_t kp, const uint32_t *a, int64_t a_stride, con
                             int64_t b_stride, float *ws, int64_t ldws, const float *scale_row,
                             const float *scale_strip, int first);
 
+/* FP8 -> BF16 tables of one format (exact: every FP8 value is a BF16 value). */
+typedef struct gemm_fp8_lut {
+  bf16_t bf16[256]; /* BF16 code of each FP8 byte */
+  uint8_t hi[128];  /* high byte of the BF16 code of each magnitude (sign bit clear) */
+  uint8_t lo[128];  /* low byte of the same */
+} gemm_fp8_lut;
+
 /* Decodes `quads` K quads of one packed FP8 strip (64 bytes each, the shuffled order above) into
- * the BF16 strip layout (64 words per quad) using the 256-entry table `lut` (FP8 byte -> BF16). */
-typedef void (*gemm_decode_fn)(int64_t quads, const fp8_t *src, bf16_t *dst, const bf16_t *lut);
+ * the BF16 strip layout (64 words per quad). */
+typedef void (*gemm_decode_fn)(int64_t quads, const fp8_t *src, bf16_t *dst, const gemm_fp8_lut *lut);
+
+/* Fused FP8 micro-kernel for short M: like gemm_ukr_fn, but b points at packed FP8 strips (quads of
+ * 64 bytes, b_stride bytes between strips; kp even) decoded in registers. */
+typedef void (*gemm_ukr8_fn)(int64_t kp, const uint32_t *a, int64_t a_stride, const fp8_t *b, int64_t b_stride,
+                             float *ws, int64_t ldws, const float *scale_row, const float *scale_strip, int first,
+                             const gemm_fp8_lut *lut);
+#define GEMM_FUSED_MR 4 /* rows up to which the fused FP8 kernels are used */
+
+/* Epilogue of one row: n outputs from the FP32 tile row g (and u, the up half, for SwiGLU) to dst,
+ * FP32 or BF16 (rounded as f32_to_bf16). */
+typedef void (*gemm_store_fn)(const float *g, const float *u, int64_t n, void *dst, int out_bf16, int swiglu);
+
+/* Packs one activation micro-panel: `rows` (<= mr) rows of K values (BF16, or FP8 decoded with the
+ * BF16 table lut) starting at src with ld elements between rows, into kp pairs x mr words at dst
+ * (rows past `rows` and K past k are zero). */
+typedef void (*gemm_pack_a_fn)(const void *src, int64_t ld, kn_dtype dt, int rows, int mr, int64_t k, int64_t kp,
+                               uint32_t *dst, const bf16_t *lut);
 
 /* A variant's implementation: micro-kernels for every mr <= MR and nv <= NV (edges included). */
 typedef struct gemm_impl {
@@ -55,6 +79,10 @@ typedef struct gemm_impl {
   int nv;                                         /* NV: strips of the full tile */
   gemm_ukr_fn ukr[GEMM_NV_MAX][GEMM_MR_MAX];      /* ukr[nv - 1][mr - 1] */
   gemm_decode_fn decode;                          /* FP8 strip decoder of this ISA */
+  gemm_store_fn store;                            /* epilogue of this ISA */
+  gemm_pack_a_fn pack_a;                          /* activation packing of this ISA */
+  gemm_ukr8_fn ukr8[GEMM_NV_MAX][GEMM_FUSED_MR];  /* fused FP8 kernels ukr8[nv - 1][rows - 1], or NULL */
+  int (*ukr8_ok)(void);                           /* 1 when this CPU runs ukr8 (NULL: no ukr8) */
 } gemm_impl;
 
 /* Implementations, one per variant (kernels/cpu/gemm_*.c and the portable one in gemm.c). */
@@ -64,10 +92,20 @@ extern const gemm_impl gemm_impl_avx512_8x32;
 extern const gemm_impl gemm_impl_avx512bf16_14x32;
 extern const gemm_impl gemm_impl_avx512bf16_6x64;
 
+/* Portable and AVX-512 activation packing. */
+void gemm_pack_a_c(const void *src, int64_t ld, kn_dtype dt, int rows, int mr, int64_t k, int64_t kp, uint32_t *dst,
+                   const bf16_t *lut);
+void gemm_pack_a_avx512(const void *src, int64_t ld, kn_dtype dt, int rows, int mr, int64_t k, int64_t kp,
+                        uint32_t *dst, const bf16_t *lut);
+
+/* Portable and AVX-512 epilogues. */
+void gemm_store_c(const float *g, const float *u, int64_t n, void *dst, int out_bf16, int swiglu);
+void gemm_store_avx512(const float *g, const float *u, int64_t n, void *dst, int out_bf16, int swiglu);
+
 /* Portable FP8 strip decoder (by table), used by scalar variants and as the truth for others. */
-void gemm_decode_fp8_c(int64_t quads, const fp8_t *src, bf16_t *dst, const bf16_t *lut);
-/* FP8 byte -> BF16 tables (exact) for E4M3 and E5M2. */
-const bf16_t *gemm_fp8_bf16_lut(kn_dtype fmt);
+void gemm_decode_fp8_c(int64_t quads, const fp8_t *src, bf16_t *dst, const gemm_fp8_lut *lut);
+/* The tables of E4M3 or E5M2 (built once). */
+const gemm_fp8_lut *gemm_fp8_lut_of(kn_dtype fmt);
 
 /* Argument checks shared by the reference and the fast paths (messages on stderr, -1 on error).
  * srows: rows of the scale matrix required for FP8 (ignored for BF16). */

@@ -68,8 +68,7 @@ static uint64_t mix64(uint64_t z) {
   return z ^ (z >> 31);
 }
 
-/* rows x cols BF16, uniform in [-a, a] with a = sqrt(3 / cols) (variance 1 / fan_in). */
-static void gen_matrix(uint64_t seed, int e, int mat, int64_t rows, int64_t cols, bf16_t *w) {
+void moe_weight_gen(uint64_t seed, int e, int mat, int64_t rows, int64_t cols, bf16_t *w) {
   uint64_t key = mix64(seed * 0x9e3779b97f4a7c15ull + ((uint64_t)e << 8) + (uint64_t)mat);
   float amp = sqrtf(3.0f / (float)cols);
   for (int64_t i = 0; i < rows * cols; i++) {
@@ -84,8 +83,8 @@ static int64_t expert_inter(const moe_layer_cfg *c, int e) {
 
 void moe_layer_expert_bf16(const moe_layer_cfg *c, int e, bf16_t *w13, bf16_t *w2) {
   int64_t I = expert_inter(c, e);
-  gen_matrix(c->seed, e, 13, 2 * I, c->hidden, w13);
-  gen_matrix(c->seed, e, 2, c->hidden, I, w2);
+  moe_weight_gen(c->seed, e, 13, 2 * I, c->hidden, w13);
+  moe_weight_gen(c->seed, e, 2, c->hidden, I, w2);
 }
 
 /* Unpacked operand of one expert matrix: BF16, or FP8 quantized per 128x128 block by `qk`. */

@@ -77,6 +77,10 @@ int moe_layer_forward_ref(const moe_layer_cfg *c, const bf16_t *x, const int64_t
  * w2 [H x I'], I' = inter or n_shared * inter. */
 void moe_layer_expert_bf16(const moe_layer_cfg *c, int e, bf16_t *w13, bf16_t *w2);
 
+/* The weight generator: rows x cols BF16, uniform in [-a, a] with a = sqrt(3 / cols) (variance
+ * 1 / fan_in), a hash of (seed, e, mat, element) — any matrix regenerates alone, bit for bit. */
+void moe_weight_gen(uint64_t seed, int e, int mat, int64_t rows, int64_t cols, bf16_t *w);
+
 /* Tolerance the layer is validated with (stated here, used by tests and the suite): elementwise
  * |got - want| <= rel * |want| + abs * max|want|. */
 void moe_layer_tolerance(kn_dtype dtype, double *rel, double *abs);
