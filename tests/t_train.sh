@@ -8,6 +8,7 @@ pass=0; fail=0
 check() { if eval "$2"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "t_train.sh: FAIL: $1" >&2; fi; }
 T=$(mktemp -d /tmp/moesim_t_train.XXXXXX)
 trap 'rm -rf "$T"' EXIT
+export MOESIM_CACHE="$T/cache"   # the routing cache stays inside the test's directory
 CAT=$(cd topologies && pwd)/hardware.yaml
 
 # A tiny MoE model on one node of four H800s: PP 2 x DP 2, EP 2, DualPipe, 8 comm SMs.
@@ -61,6 +62,7 @@ assert any(e[\"name\"] == \"DISPATCH_F\" for e in ev)
 fi
 "$M" run "$T/tiny.yaml" --out "$T/b" --trace -q; rc=$?
 check "rerun exit 0" '[ $rc -eq 0 ]'
+check "routing cached" 'ls "$T"/cache/routing-*.txt >/dev/null 2>&1'
 check "same results bytes" 'cmp -s "$T/a/results.csv" "$T/b/results.csv"'
 check "same trace bytes" 'cmp -s "$T/a/trace.json" "$T/b/trace.json"'
 
