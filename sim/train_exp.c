@@ -254,6 +254,13 @@ static int tx_run(const exp_run *run, void *p, res_row *row) {
       fprintf(stderr, "%s: error: cannot load kernel table %s\n", run->exp_path, s->kernel_tables[i]);
       rc = UTIL_EXIT_USAGE;
     }
+  char nopeak[256];
+  size_t unusable = compute_rows_without_peak(cc, nopeak, sizeof nopeak);
+  if (rc == 0 && unusable && run->summary)
+    fprintf(run->summary,
+            "note      %zu kernel-table rows are not used: no peak is known for %s (add a row with kernel 'peak' "
+            "and tflops = that device's measured peak, e.g. from kernels/peak.h)\n",
+            unusable, nopeak);
   util_buf trace = {0};
   if (run->trace) util_buf_printf(&trace, "%s/trace.json", run->out_dir);
   train_cfg cfg = {.model = &s->model, .topo = t, .compute = cc, .plan = s->plan, .routing = s->routing,
