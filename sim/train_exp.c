@@ -136,6 +136,23 @@ static const cfg_node *include_node(cfg_ctx *ctx, const char *exp_path, const ch
   return inc ? inc : n;
 }
 
+/* The key a plan error is about (by the words it uses), for its path:line:col. */
+static const cfg_node *plan_node(cfg_ctx *ctx, const char *exp_path, const char *msg) {
+  static const struct { const char *word, *key; } keys[] = {
+      {"routing trace", "routing"}, {"schedule", "schedule"}, {"comm_sms", "comm_sms"}, {"tp (", "parallel"},
+      {"EP all-to-all", "cluster"}, {"cluster", "cluster"}};
+  const cfg_node *root = cfg_load_file(ctx, exp_path);
+  const char *key = "parallel";
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+    if (strstr(msg, keys[i].word)) {
+      key = keys[i].key;
+      break;
+    }
+  const cfg_node *n = root ? cfg_node_get(root, key) : NULL;
+  if (!n && root) n = cfg_node_get(root, "parallel");
+  return n ? n : root;
+}
+
 static void fill_row(res_row *row, const tx_spec *s, const topo *t, const train_result *r) {
   res_set(row, "model", "%s", s->model.name);
   res_set(row, "cluster", "%s", t->name);
@@ -270,7 +287,8 @@ static int tx_run(const exp_run *run, void *p, res_row *row) {
   train_result r;
   if (rc == 0) {
     rc = train_run(&cfg, &r, err, sizeof err);
-    if (rc) fprintf(stderr, "%s: error: %s\n", run->exp_path, err);
+    if (rc == UTIL_EXIT_USAGE) cfg_error(ctx, plan_node(ctx, run->exp_path, err), "%s", err);
+    else if (rc) fprintf(stderr, "%s: error: %s\n", run->exp_path, err);
   }
   if (rc == 0) {
     fill_row(row, s, t, &r);
