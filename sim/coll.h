@@ -113,6 +113,15 @@ typedef void (*coll_ep_done_fn)(net *n, void *ctx, coll_ep_result *r);
  * routing does not fit the topology. */
 int coll_ep_start(net *n, const coll_ep_cfg *cfg, const ep_routing *r, int combine, coll_ep_done_fn done, void *ctx);
 
+/* A plan: the routing counted once per (source, rank) and (source, node), reusable for dispatch
+ * and combine and for every layer that routes the same way. NULL (message on stderr) when the
+ * routing or the rank placement does not fit the topology. */
+typedef struct coll_ep_plan coll_ep_plan;
+coll_ep_plan *coll_ep_plan_new(topo *t, const coll_ep_cfg *cfg, const ep_routing *r);
+void coll_ep_plan_free(coll_ep_plan *p);
+/* coll_ep_start with a plan (the plan may be freed once this returns). */
+int coll_ep_start_plan(net *n, const coll_ep_plan *p, int combine, coll_ep_done_fn done, void *ctx);
+
 /* Runs one dispatch or combine alone on a fresh network over t; fills *out. Returns 0 or -1. */
 int coll_ep_run(topo *t, uint64_t seed, const coll_ep_cfg *cfg, const ep_routing *r, int combine,
                 coll_ep_result *out);
