@@ -18,6 +18,8 @@
 #include <stdint.h>
 
 #include "dtype.h"
+#include "gemm.h"
+#include "pool.h"
 
 typedef struct moe_gate_cfg {
   int n_experts;     /* routed experts (256) */
@@ -48,6 +50,14 @@ void moe_gate_select(const moe_gate_cfg *g, const float *scores, const float *bi
  * scores may differ from moe_gate_forward_ref's by FP32 rounding. */
 void moe_gate_forward(const moe_gate_cfg *g, const bf16_t *x, const bf16_t *w, int64_t H,
                       const float *bias, int64_t T, int32_t *idx, float *weights, float *scores_out);
+
+/* moe_gate_forward with the gate weight packed once (gemm_pack of the BF16 [E x H] weight) and
+ * threads from tp (NULL: the caller alone): the form a layer that runs many batches uses.
+ * scores_out [T x E] is required here (it is the GEMM's output buffer). Returns 0, or -1 when the
+ * GEMM rejects its arguments (message on stderr). */
+int moe_gate_forward_packed(pool *tp, const moe_gate_cfg *g, const bf16_t *x, const gemm_packed *w,
+                            const float *bias, int64_t T, int32_t *idx, float *weights,
+                            float *scores_out);
 
 /* The reference of moe_gate_forward: plain-C dot products in index order. */
 void moe_gate_forward_ref(const moe_gate_cfg *g, const bf16_t *x, const bf16_t *w, int64_t H,

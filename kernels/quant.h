@@ -30,6 +30,7 @@
 
 #include "cpu_isa.h"
 #include "dtype.h"
+#include "pool.h"
 
 #define QUANT_TILE 128          /* elements per scale along K (and rows per block for weights) */
 #define QUANT_AMAX_FLOOR 1e-4f  /* smallest amax a scale is computed from (DeepGEMM's clamp) */
@@ -70,6 +71,14 @@ const quant_kernels *quant_ref(void);
 const quant_kernels *quant_backend(cpu_level level);
 /* The fastest backend this CPU runs. */
 const quant_kernels *quant_best(void);
+
+/* Threaded entry points: the same kernels with rows (token) or 128-row block rows (block) split
+ * across the threads of `tp` (NULL: the caller alone); `qk` NULL means quant_best(). x is FP32 when
+ * in_type is KN_FP32, BF16 when KN_BF16. Results are identical to a single-threaded call. */
+void quant_token_run(pool *tp, const quant_kernels *qk, kn_dtype in_type, const void *x, int64_t m,
+                     int64_t k, kn_dtype fmt, int pow2, fp8_t *q, float *scales);
+void quant_block_run(pool *tp, const quant_kernels *qk, kn_dtype in_type, const void *w, int64_t n,
+                     int64_t k, kn_dtype fmt, int pow2, fp8_t *q, float *scales);
 
 /* Backend tables defined in kernels/cpu (called only after a CPUID check). */
 extern const quant_kernels quant_avx2_kernels;

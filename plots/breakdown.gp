@@ -6,6 +6,7 @@ if (!exists("phases")) phases = "dispatch_us experts_us combine_us"
 if (!exists("label")) label = 1
 if (fmt eq "svg") { set terminal svg size 800,500 dynamic font "sans,11" } else { set terminal pngcairo size 800,500 font "sans,10" }
 set output outfile
+set termoption noenhanced
 set datafile separator ","
 set key autotitle columnhead outside right
 set style data histograms

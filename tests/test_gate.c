@@ -222,7 +222,37 @@ static void test_synth(void) {
   free(s), free(s2), free(idx), free(w), free(x), free(gw), free(sc);
 }
 
+/* The production forward (GEMM backend) against the plain-C one: affinities within FP32 rounding,
+ * the same weights where the same experts are chosen, and a different choice only for near-ties
+ * (at most 2% of the tokens). */
+static void test_forward_matches_ref(void) {
+  moe_gate_cfg g = moe_gate_v3();
+  moe_synth z = {8, 0.8, 1.0};
+  enum { T = 96, H = 384, E = 256 };
+  bf16_t *x = malloc(sizeof(bf16_t) * T * H), *w = malloc(sizeof(bf16_t) * E * H);
+  moe_synth_activations(&z, H, 0, T, x);
+  moe_synth_gate_weight(&z, E, H, w);
+  float *s0 = malloc(sizeof(float) * T * E), *s1 = malloc(sizeof(float) * T * E);
+  float w0[T * 8], w1[T * 8];
+  int32_t i0[T * 8], i1[T * 8];
+  moe_gate_forward_ref(&g, x, w, H, NULL, T, i0, w0, s0);
+  moe_gate_forward(&g, x, w, H, NULL, T, i1, w1, s1);
+  int bad = 0, differ = 0;
+  for (int i = 0; i < T * E; i++) bad += fabsf(s0[i] - s1[i]) > 1e-5f;
+  for (int t = 0; t < T; t++) {
+    int same = memcmp(i0 + t * 8, i1 + t * 8, sizeof(int32_t) * 8) == 0;
+    differ += !same;
+    for (int k = 0; same && k < 8; k++) bad += fabsf(w0[t * 8 + k] - w1[t * 8 + k]) > 1e-4f;
+  }
+  T_CHECKF(bad == 0, "%d affinities or weights beyond FP32 rounding", bad);
+  T_CHECKF(differ <= T / 50, "%d of %d tokens routed differently (near-ties allow 2%%)", differ, T);
+  /* and with no forward output requested */
+  moe_gate_forward(&g, x, w, H, NULL, T, i1, w1, NULL);
+  free(x), free(w), free(s0), free(s1);
+}
+
 int main(void) {
+  T_RUN(test_forward_matches_ref);
   T_RUN(test_hand_example);
   T_RUN(test_hand_example_bias);
   T_RUN(test_ties_and_unnormalized);

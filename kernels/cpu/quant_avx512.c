@@ -1,16 +1,25 @@
 /* kernels/cpu/quant_avx512.c — AVX-512 FP8 quantizers, bit-identical to kernels/ref/quant_ref.c.
  *
- * A 1x128 tile is 8 ZMM registers: it is loaded once, its finite max-abs reduced, the scale
- * computed by the same scalar function as the reference (quant_scale_of), and the registers scaled
- * and converted in place. FP32 -> FP8 conversion is done on the bits: normal results round the
+ * A 1x128 tile is 8 ZMM registers: it is loaded once, its max-abs reduced, the scale computed by
+ * the same scalar function as the reference (quant_scale_of), and the registers scaled and
+ * converted in place. FP32 -> FP8 conversion is done on the bits: normal results round the
  * mantissa to nearest even with the integer "add 0x7ff..+lsb" trick, subnormal results come from
  * one float addition of a magic constant (2^14 for E4M3, 2^7 for E5M2) whose ulp is the FP8
- * subnormal step, so the FPU does the round-to-nearest-even; saturation, Inf and NaN are blends.
- * Only called after a CPUID check (quant_backend). */
+ * subnormal step, so the FPU does the round-to-nearest-even.
+ *
+ * Two paths: the common one — a full tile of finite values, found by an integer max over the
+ * magnitude bits that also flags Inf/NaN — converts |x| / scale with the exponent re-bias folded
+ * into the rounding constant, clamps, takes the subnormal branch only when a lane needs it and
+ * puts the sign back with one ternary-logic op; the general one (partial tiles, tiles holding
+ * Inf/NaN) masks lanes and blends the special codes. Loads are prefetched ahead, since the tile's
+ * reduction -> scale -> convert chain keeps the out-of-order window short. Only called after a
+ * CPUID check (quant_backend). */
 #include <immintrin.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "quant.h"
+#include "util.h"
 
 /* Per-format constants of the bit conversion. */
 typedef struct q8_fmt {
@@ -21,10 +30,13 @@ typedef struct q8_fmt {
   int max_code;         /* largest finite magnitude code */
   int inf_code;         /* code of +Inf (E5M2) or the saturation code (E4M3) */
   int nan_code;         /* code of NaN */
+  int32_t rnd;          /* (1 << (drop - 1)) - 1 - (rebias << drop): rounding and re-bias at once */
 } q8_fmt;
 
-static const q8_fmt q8_e4m3 = {20, 120 << 3, 0x3c800000u, 16384.0f, 0x7e, 0x7e, 0x7f};
-static const q8_fmt q8_e5m2 = {21, 112 << 2, 0x38800000u, 128.0f, 0x7b, 0x7c, 0x7e};
+static const q8_fmt q8_e4m3 = {20, 120 << 3, 0x3c800000u, 16384.0f, 0x7e, 0x7e, 0x7f,
+                               (1 << 19) - 1 - (120 << 3 << 20)};
+static const q8_fmt q8_e5m2 = {21, 112 << 2, 0x38800000u, 128.0f, 0x7b, 0x7c, 0x7e,
+                               (1 << 20) - 1 - (112 << 2 << 21)};
 
 /* 16 floats -> 16 FP8 codes in the low 8 bits of each 32-bit lane. */
 static inline __m512i q8_cvt(__m512 y, const q8_fmt *f) {
@@ -47,6 +59,25 @@ static inline __m512i q8_cvt(__m512 y, const q8_fmt *f) {
   return _mm512_or_si512(code, sign);
 }
 
+/* The common case: a = |x| / scale with every |x| of the tile finite, so a <= fp8_max (1 + 2^-22)
+ * and no code can pass max_code (the next code's midpoint is 1/28 above fp8_max): no clamping.
+ * v = x gives the sign. Lanes below the smallest normal (zeros included) take the subnormal
+ * branch, rare in real data. */
+static inline __m128i q8_cvt_finite(__m512 a, __m512 v, const q8_fmt *f) {
+  __m512i ai = _mm512_castps_si512(a);
+  __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(ai, f->drop), _mm512_set1_epi32(1));
+  __m512i r = _mm512_add_epi32(_mm512_add_epi32(ai, _mm512_set1_epi32(f->rnd)), lsb);
+  __m512i code = _mm512_srai_epi32(r, f->drop);
+  __mmask16 sub = _mm512_cmplt_epu32_mask(ai, _mm512_set1_epi32((int)f->min_normal));
+  if (sub) {
+    __m512 magic = _mm512_set1_ps(f->magic);
+    __m512i t = _mm512_castps_si512(_mm512_add_ps(a, magic));
+    code = _mm512_mask_sub_epi32(code, sub, t, _mm512_castps_si512(magic));
+  }
+  __m512i sg = _mm512_srli_epi32(_mm512_castps_si512(v), 24);
+  return _mm512_cvtepi32_epi8(_mm512_ternarylogic_epi32(code, sg, _mm512_set1_epi32(0x80), 0xf8));
+}
+
 static inline __m512 load_bf16(const bf16_t *p, __mmask16 m) {
   __m256i h = _mm256_maskz_loadu_epi16(m, p);
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
@@ -63,86 +94,158 @@ static inline __m512 amax_acc(__m512 acc, __m512 v) {
   return _mm512_mask_max_ps(acc, fin, acc, a);
 }
 
-/* One row tile of w <= 128 elements, in registers: amax, scale, convert, store. */
-#define Q8_TOKEN_TILE(LOAD, SRC)                                                                  \
-  do {                                                                                            \
-    __m512 v[8];                                                                                  \
-    __m512 acc = _mm512_setzero_ps();                                                             \
-    int nv = (int)((w + 15) / 16);                                                                \
-    for (int j = 0; j < nv; j++) {                                                                \
-      v[j] = LOAD((SRC) + 16 * j, tail_mask(w - 16 * j));                                         \
-      acc = amax_acc(acc, v[j]);                                                                  \
-    }                                                                                             \
-    float s = quant_scale_of(_mm512_reduce_max_ps(acc), fmt, pow2);                               \
-    __m512 inv = _mm512_set1_ps(1.0f / s);                                                        \
-    for (int j = 0; j < nv; j++)                                                                  \
-      _mm512_mask_cvtepi32_storeu_epi8(qt + 16 * j, tail_mask(w - 16 * j),                        \
-                                       q8_cvt(_mm512_mul_ps(v[j], inv), f));                      \
-    *st = s;                                                                                      \
-  } while (0)
+#define Q8_AHEAD 2048 /* elements prefetched ahead of the tile being reduced */
+
+static inline __m512 load16(const void *x, int bf16, int64_t i, __mmask16 m) {
+  return bf16 ? load_bf16((const bf16_t *)x + i, m) : load_f32((const float *)x + i, m);
+}
+
+/* A tile the fast path cannot take (partial, or holding Inf/NaN): masked lanes, finite amax,
+ * blended special codes. */
+static void tile_general(const void *x, int bf16, int64_t off, int64_t w, kn_dtype fmt, int pow2,
+                         const q8_fmt *f, fp8_t *qt, float *st) {
+  __m512 v[8], acc = _mm512_setzero_ps();
+  int nv = (int)((w + 15) / 16);
+  for (int j = 0; j < nv; j++) {
+    v[j] = load16(x, bf16, off + 16 * j, tail_mask(w - 16 * j));
+    acc = amax_acc(acc, v[j]);
+  }
+  float s = quant_scale_of(_mm512_reduce_max_ps(acc), fmt, pow2);
+  __m512 inv = _mm512_set1_ps(1.0f / s);
+  for (int j = 0; j < nv; j++)
+    _mm512_mask_cvtepi32_storeu_epi8(qt + 16 * j, tail_mask(w - 16 * j), q8_cvt(_mm512_mul_ps(v[j], inv), f));
+  *st = s;
+}
+
+/* Rows of a token-quantized matrix, two passes per row: every full tile's amax and scale first
+ * (independent reductions, so they overlap), then the conversions (the row is in L1 by then). */
+static inline __attribute__((always_inline)) void token_rows(const void *x, int bf16, int64_t m, int64_t k,
+                                                             kn_dtype fmt, int pow2, fp8_t *q, float *scales) {
+  const q8_fmt *f = fmt == KN_FP8_E5M2 ? &q8_e5m2 : &q8_e4m3;
+  int64_t nt = quant_tiles(k), full = k / QUANT_TILE;
+  float inv_stack[64], *inv = full <= 64 ? inv_stack : util_xmalloc((size_t)full * sizeof *inv);
+  int es = bf16 ? 2 : 4;
+  for (int64_t i = 0; i < m; i++) {
+    int64_t row = i * k;
+    for (int64_t t = 0; t < full; t++) {
+      int64_t off = row + t * QUANT_TILE;
+      for (int j = 0; j < 2 * es; j++)
+        _mm_prefetch((const char *)x + (off + Q8_AHEAD) * es + 64 * j, _MM_HINT_T0);
+      __m512i mx = _mm512_setzero_si512();
+      for (int j = 0; j < 8; j++)
+        mx = _mm512_max_epi32(mx, _mm512_and_si512(_mm512_castps_si512(load16(x, bf16, off + 16 * j, 0xffff)),
+                                                   _mm512_set1_epi32(0x7fffffff)));
+      int32_t amax_bits = _mm512_reduce_max_epi32(mx);
+      inv[t] = 0.0f; /* 0: not finite, converted by tile_general */
+      if (amax_bits < 0x7f800000) {
+        float sc = quant_scale_of(kn_bits_f32((uint32_t)amax_bits), fmt, pow2);
+        scales[i * nt + t] = sc;
+        inv[t] = 1.0f / sc;
+      }
+    }
+    for (int64_t t = 0; t < nt; t++) {
+      int64_t off = row + t * QUANT_TILE;
+      if (t >= full || inv[t] == 0.0f) {
+        tile_general(x, bf16, off, t < full ? QUANT_TILE : k - t * QUANT_TILE, fmt, pow2, f, q + off, scales + i * nt + t);
+        continue;
+      }
+      __m512 iv = _mm512_set1_ps(inv[t]);
+      for (int j = 0; j < 8; j++) {
+        __m512 v = load16(x, bf16, off + 16 * j, 0xffff);
+        _mm_storeu_si128((__m128i *)(q + off + 16 * j), q8_cvt_finite(_mm512_mul_ps(_mm512_abs_ps(v), iv), v, f));
+      }
+    }
+  }
+  if (inv != inv_stack) free(inv);
+}
 
 static void token_f32(const float *x, int64_t m, int64_t k, kn_dtype fmt, int pow2, fp8_t *q,
                       float *scales) {
-  const q8_fmt *f = fmt == KN_FP8_E5M2 ? &q8_e5m2 : &q8_e4m3;
-  int64_t nt = quant_tiles(k);
-  for (int64_t i = 0; i < m; i++)
-    for (int64_t t = 0; t < nt; t++) {
-      int64_t c0 = t * QUANT_TILE, w = k - c0 < QUANT_TILE ? k - c0 : QUANT_TILE;
-      fp8_t *qt = q + i * k + c0;
-      float *st = scales + i * nt + t;
-      Q8_TOKEN_TILE(load_f32, x + i * k + c0);
-    }
+  token_rows(x, 0, m, k, fmt, pow2, q, scales);
 }
 
 static void token_bf16(const bf16_t *x, int64_t m, int64_t k, kn_dtype fmt, int pow2, fp8_t *q,
                        float *scales) {
-  const q8_fmt *f = fmt == KN_FP8_E5M2 ? &q8_e5m2 : &q8_e4m3;
-  int64_t nt = quant_tiles(k);
-  for (int64_t i = 0; i < m; i++)
-    for (int64_t t = 0; t < nt; t++) {
-      int64_t c0 = t * QUANT_TILE, w = k - c0 < QUANT_TILE ? k - c0 : QUANT_TILE;
-      fp8_t *qt = q + i * k + c0;
-      float *st = scales + i * nt + t;
-      Q8_TOKEN_TILE(load_bf16, x + i * k + c0);
-    }
+  token_rows(x, 1, m, k, fmt, pow2, q, scales);
 }
 
-/* Block quantizers: pass 1 reduces the block's amax row by row, pass 2 converts it (the block,
- * at most 64 KiB, is still in L2). */
-#define Q8_BLOCK(LOAD, SRC_T)                                                                     \
-  do {                                                                                            \
-    const q8_fmt *f = fmt == KN_FP8_E5M2 ? &q8_e5m2 : &q8_e4m3;                                   \
-    int64_t nbr = quant_tiles(n), nbc = quant_tiles(k);                                           \
-    for (int64_t br = 0; br < nbr; br++)                                                          \
-      for (int64_t bc = 0; bc < nbc; bc++) {                                                      \
-        int64_t r0 = br * QUANT_TILE, c0 = bc * QUANT_TILE;                                       \
-        int64_t rows = n - r0 < QUANT_TILE ? n - r0 : QUANT_TILE;                                 \
-        int64_t cols = k - c0 < QUANT_TILE ? k - c0 : QUANT_TILE;                                 \
-        const SRC_T *wb = w + r0 * k + c0;                                                        \
-        __m512 acc = _mm512_setzero_ps();                                                         \
-        for (int64_t r = 0; r < rows; r++)                                                        \
-          for (int64_t c = 0; c < cols; c += 16)                                                  \
-            acc = amax_acc(acc, LOAD(wb + r * k + c, tail_mask(cols - c)));                       \
-        float s = quant_scale_of(_mm512_reduce_max_ps(acc), fmt, pow2);                           \
-        __m512 inv = _mm512_set1_ps(1.0f / s);                                                    \
-        for (int64_t r = 0; r < rows; r++)                                                        \
-          for (int64_t c = 0; c < cols; c += 16) {                                                \
-            __mmask16 mk = tail_mask(cols - c);                                                   \
-            __m512 y = _mm512_mul_ps(LOAD(wb + r * k + c, mk), inv);                              \
-            _mm512_mask_cvtepi32_storeu_epi8(q + (r0 + r) * k + c0 + c, mk, q8_cvt(y, f));        \
-          }                                                                                       \
-        scales[br * nbc + bc] = s;                                                                \
-      }                                                                                           \
-  } while (0)
+#define Q8_MAX_BLOCKS 64 /* blocks per block row kept on the stack (K <= 8192); more are malloc'd */
+
+/* Block quantizers, one block row (128 rows x K) at a time: pass 1 streams its rows in memory
+ * order and reduces the magnitude bits of every block, pass 2 converts the rows again (from the
+ * last-level cache) with each block's inverse scale. Partial blocks and blocks holding Inf/NaN take
+ * the general per-block path. */
+static inline __attribute__((always_inline)) void block_rows(const void *w, int bf16, int64_t n, int64_t k,
+                                                             kn_dtype fmt, int pow2, fp8_t *q, float *scales) {
+  const q8_fmt *f = fmt == KN_FP8_E5M2 ? &q8_e5m2 : &q8_e4m3;
+  int64_t nbr = quant_tiles(n), nbc = quant_tiles(k), fullc = k / QUANT_TILE;
+  __m512i mx_stack[Q8_MAX_BLOCKS];
+  float inv_stack[Q8_MAX_BLOCKS];
+  __m512i *mx = nbc <= Q8_MAX_BLOCKS ? mx_stack : util_xmalloc((size_t)nbc * sizeof *mx);
+  float *inv = nbc <= Q8_MAX_BLOCKS ? inv_stack : util_xmalloc((size_t)nbc * sizeof *inv);
+  int es = bf16 ? 2 : 4;
+  for (int64_t br = 0; br < nbr; br++) {
+    int64_t r0 = br * QUANT_TILE, rows = n - r0 < QUANT_TILE ? n - r0 : QUANT_TILE;
+    for (int64_t b = 0; b < fullc; b++) mx[b] = _mm512_setzero_si512();
+    for (int64_t r = 0; r < rows; r++)
+      for (int64_t b = 0; b < fullc; b++) {
+        int64_t off = (r0 + r) * k + b * QUANT_TILE;
+        for (int j = 0; j < 2 * es; j++)
+          _mm_prefetch((const char *)w + (off + Q8_AHEAD) * es + 64 * j, _MM_HINT_T0);
+        __m512i m = mx[b];
+        for (int j = 0; j < 8; j++)
+          m = _mm512_max_epi32(m, _mm512_and_si512(_mm512_castps_si512(load16(w, bf16, off + 16 * j, 0xffff)),
+                                                   _mm512_set1_epi32(0x7fffffff)));
+        mx[b] = m;
+      }
+    for (int64_t b = 0; b < nbc; b++) {
+      int32_t amax_bits = b < fullc ? _mm512_reduce_max_epi32(mx[b]) : 0x7f800000;
+      float *st = scales + br * nbc + b;
+      inv[b] = 0.0f; /* 0: general path */
+      if (amax_bits < 0x7f800000) {
+        *st = quant_scale_of(kn_bits_f32((uint32_t)amax_bits), fmt, pow2);
+        inv[b] = 1.0f / *st;
+        continue;
+      }
+      /* general path for this block: finite amax over masked lanes, blended conversion */
+      int64_t c0 = b * QUANT_TILE, cols = k - c0 < QUANT_TILE ? k - c0 : QUANT_TILE;
+      __m512 acc = _mm512_setzero_ps();
+      for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c += 16)
+          acc = amax_acc(acc, load16(w, bf16, (r0 + r) * k + c0 + c, tail_mask(cols - c)));
+      float sc = quant_scale_of(_mm512_reduce_max_ps(acc), fmt, pow2);
+      __m512 iv = _mm512_set1_ps(1.0f / sc);
+      for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c += 16) {
+          __mmask16 mk = tail_mask(cols - c);
+          __m512 y = _mm512_mul_ps(load16(w, bf16, (r0 + r) * k + c0 + c, mk), iv);
+          _mm512_mask_cvtepi32_storeu_epi8(q + (r0 + r) * k + c0 + c, mk, q8_cvt(y, f));
+        }
+      *st = sc;
+    }
+    for (int64_t r = 0; r < rows; r++)
+      for (int64_t b = 0; b < fullc; b++) {
+        if (inv[b] == 0.0f) continue;
+        int64_t off = (r0 + r) * k + b * QUANT_TILE;
+        __m512 iv = _mm512_set1_ps(inv[b]);
+        for (int j = 0; j < 8; j++) {
+          __m512 v = load16(w, bf16, off + 16 * j, 0xffff);
+          _mm_storeu_si128((__m128i *)(q + off + 16 * j), q8_cvt_finite(_mm512_mul_ps(_mm512_abs_ps(v), iv), v, f));
+        }
+      }
+  }
+  if (mx != mx_stack) free(mx);
+  if (inv != inv_stack) free(inv);
+}
 
 static void block_f32(const float *w, int64_t n, int64_t k, kn_dtype fmt, int pow2, fp8_t *q,
                       float *scales) {
-  Q8_BLOCK(load_f32, float);
+  block_rows(w, 0, n, k, fmt, pow2, q, scales);
 }
 
 static void block_bf16(const bf16_t *w, int64_t n, int64_t k, kn_dtype fmt, int pow2, fp8_t *q,
                        float *scales) {
-  Q8_BLOCK(load_bf16, bf16_t);
+  block_rows(w, 1, n, k, fmt, pow2, q, scales);
 }
 
 /* 16 FP8 codes -> 16 floats, exact: the magnitude bits shifted into a float's exponent/mantissa

@@ -1,0 +1,154 @@
+#!/bin/sh
+# kernels/cuda/devcheck.sh — the one script to run on a GPU machine: checks the GPU (nvidia-smi),
+# builds moesim from this checkout, runs the host tests, then runs the CUDA suite one family per
+# process (gemm, grouped, bf16, quant, permute, nccl), each validating its kernels against the CPU
+# references before timing them (CUDA events, L2 flushed, median), and collects the kernel-table
+# rows and a summary (ratios against cuBLASLt / cuBLAS, the copy kernel and DeepGEMM's published
+# H800 figures). Every step runs under `timeout`; a family that crashes the GPU context (a kernel
+# trap: the GEMM kernels trap after ~1 s of waiting instead of hanging) is retried once without the
+# sm_90a wgmma variant. Sized for about 6 minutes on one H200.
+#
+# usage: kernels/cuda/devcheck.sh [--dry] [--suite quick|deepgemm|moe|full] [--help]
+#   --dry      build and run the host tests only, as on a machine without a GPU
+#   --suite S  the CUDA suite to run (default full)
+# environment: OUT (where the results go; default build/devcheck), JOBS (make -j; default nproc),
+#   DEVCHECK_BUDGET_S (seconds for the whole run; default 330).
+# Results in $OUT: devcheck.log (everything), summary.txt, <gpu>.csv (e.g. nvidia-h200.csv) —
+# commit the last two under kernels/cuda/results/.
+# Exit status: 0 all good (or no GPU, said so); 1 a build, test, validation or family failed;
+# 2 bad usage.
+set -u
+
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
+
+DRY=0
+SUITE=full
+while [ $# -gt 0 ]; do
+  case "$1" in
+  --dry) DRY=1 ;;
+  --suite)
+    [ $# -ge 2 ] || { echo "devcheck: --suite needs a value" >&2; usage >&2; exit 2; }
+    SUITE=$2
+    shift
+    ;;
+  -h | --help) usage; exit 0 ;;
+  *) echo "devcheck: unknown option '$1'" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+case "$SUITE" in quick | deepgemm | moe | full) ;; *) echo "devcheck: unknown suite '$SUITE'" >&2; exit 2 ;; esac
+
+cd "$(dirname "$0")/../.." || exit 1
+START=$(date +%s)
+BUDGET=${DEVCHECK_BUDGET_S:-330}
+OUTDIR=${OUT:-build/devcheck}
+WORK=build/devcheck.work
+mkdir -p "$OUTDIR" || exit 1
+rm -rf "$WORK" && mkdir -p "$WORK" || exit 1
+LOG=$OUTDIR/devcheck.log
+SUMMARY=$OUTDIR/summary.txt
+: >"$LOG"
+: >"$SUMMARY"
+STATUS=0
+
+elapsed() { echo $(($(date +%s) - START)); }
+say() { printf 'devcheck: %s\n' "$*" | tee -a "$LOG"; }
+note() { printf '%s\n' "$*" >>"$SUMMARY"; say "$*"; }
+# run LIMIT_S NAME CMD...: output into the log, exit status returned (124: timed out).
+run() {
+  limit=$1 name=$2
+  shift 2
+  say "[$name] $* (limit ${limit}s, at $(elapsed)s)"
+  timeout -k 10 "$limit" "$@" >>"$LOG" 2>&1
+  rc=$?
+  say "[$name] exit $rc at $(elapsed)s"
+  return $rc
+}
+
+note "moesim devcheck, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), suite $SUITE"
+
+# 1. The GPU, as the driver sees it.
+GPU=""
+if [ "$DRY" = 0 ] && command -v nvidia-smi >/dev/null 2>&1; then
+  if timeout 30 nvidia-smi >>"$LOG" 2>&1; then
+    GPU=$(timeout 30 nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)
+    timeout 30 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,clocks.max.mem,power.limit,temperature.gpu --format=csv 2>&1 | tee -a "$SUMMARY" >>"$LOG"
+  fi
+fi
+if [ -n "$GPU" ]; then note "GPU: $GPU"; else note "GPU: none ($( [ "$DRY" = 1 ] && echo '--dry' || echo 'nvidia-smi found no GPU'))"; fi
+
+# 2. Build: the whole program, the tests, the CUDA driver program.
+JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+if ! run 240 build make -j"$JOBS" all tests build/bench/bench_cuda; then
+  note "build: FAILED (last lines of the log below)"
+  tail -n 40 "$LOG" >>"$SUMMARY"
+  exit 1
+fi
+note "build: ok"
+
+# 3. Host tests (GPU tests run here too when a GPU is present; skipped otherwise).
+if run 150 tests ./tests/run.sh build; then
+  note "host tests: $(grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOG" | tail -n 1)"
+else
+  note "host tests: FAILED or timed out: $(grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOG" | tail -n 1)"
+  STATUS=1
+fi
+
+if [ -z "$GPU" ]; then
+  note "no GPU: device validation and benchmarks skipped (dry path)"
+  exit $STATUS
+fi
+
+# 4. Which machine code the sm_90a kernels became (informational).
+if command -v cuobjdump >/dev/null 2>&1; then
+  q=$(timeout 60 cuobjdump --dump-sass build/kernels/cuda/gemm_wgmma.cu.o 2>/dev/null | grep -c 'QGMMA')
+  h=$(timeout 60 cuobjdump --dump-sass build/kernels/cuda/gemm_wgmma.cu.o 2>/dev/null | grep -c 'HGMMA')
+  note "SASS of gemm_wgmma.cu.o: $q QGMMA (FP8 wgmma), $h HGMMA (BF16 wgmma) instructions"
+fi
+
+# 5. The suite, one family per process.
+SLUG=$(printf '%s' "$GPU" | tr 'A-Z' 'a-z' | sed 's/[^a-z0-9]\{1,\}/-/g; s/^-//; s/-$//')
+CSV=$OUTDIR/${SLUG:-gpu}.csv
+rm -f "$CSV"
+for fam in gemm grouped bf16 quant permute nccl; do
+  left=$((BUDGET - $(elapsed)))
+  if [ "$left" -lt 25 ]; then
+    note "[$fam] skipped: the time budget (${BUDGET}s) is spent"
+    STATUS=1
+    continue
+  fi
+  lim=150
+  [ "$lim" -gt "$left" ] && lim=$left
+  sum=$WORK/summary_$fam.txt
+  run "$lim" "$fam" build/bench/bench_cuda --require-gpu --suite "$SUITE" --only "$fam" --out "$CSV" --summary "$sum" --quiet
+  rc=$?
+  if [ ! -s "$sum" ] && { [ "$fam" = gemm ] || [ "$fam" = grouped ] || [ "$fam" = bf16 ]; }; then
+    note "[$fam] ended before its summary (exit $rc): retrying without the wgmma variant"
+    STATUS=1
+    left=$((BUDGET - $(elapsed)))
+    [ "$lim" -gt "$left" ] && lim=$left
+    if [ "$lim" -ge 20 ]; then
+      MOESIM_CUDA_VARIANTS=naive,mma run "$lim" "$fam-no-wgmma" build/bench/bench_cuda --require-gpu --suite "$SUITE" \
+        --only "$fam" --out "$CSV" --summary "$sum" --quiet
+      rc=$?
+    fi
+  fi
+  if [ -s "$sum" ]; then
+    if [ -z "${HEADER_DONE:-}" ]; then
+      sed '/^== /,$d' "$sum" >>"$SUMMARY"
+      HEADER_DONE=1
+    fi
+    sed -n '/^== /,$p' "$sum" | sed '/^result: /d' >>"$SUMMARY"
+    grep '^result: ' "$sum" | sed "s/^/[$fam] /" >>"$SUMMARY"
+  else
+    note "[$fam] no summary (exit $rc): see devcheck.log"
+  fi
+  [ "$rc" = 0 ] || STATUS=1
+done
+
+rows=0
+[ -f "$CSV" ] && rows=$(($(wc -l <"$CSV") - 1))
+note ""
+note "rows: $rows in $CSV; failures: $(grep -c 'FAILED' "$SUMMARY") FAILED line(s); total $(elapsed)s"
+note "status: $([ "$STATUS" = 0 ] && echo ok || echo 'NOT ok (see above and devcheck.log)')"
+exit $STATUS
