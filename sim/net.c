@@ -199,6 +199,11 @@ void net_schedule(net *n, sim_ps delay, net_done_fn fn, void *ctx) {
   des_after(n->sim, delay, sched_fire, c);
 }
 
+void net_schedule_at(net *n, sim_ps when, net_done_fn fn, void *ctx) {
+  assert(when >= des_now(n->sim));
+  net_schedule(n, when - des_now(n->sim), fn, ctx);
+}
+
 uint32_t net_res_add(net *n, double gbyte_s, net_res_kind kind, int owner) {
   assert(gbyte_s > 0);
   return res_new(n, gbyte_s * 1e-3, kind, owner);
@@ -778,6 +783,47 @@ int net_send(net *n, int src, int dst, uint64_t bytes, const net_send_opts *o, n
   if (ne) memcpy(hops + k, o->extra, (size_t)ne * sizeof(net_hop));
   net_flow(n, k + ne > 0 ? bytes : 0, hops, k + ne, lat[0] + lat[1], done, ctx);
   return 0;
+}
+
+/* ---- joins ---- */
+
+struct net_join {
+  net *n;
+  int members;     /* added and not yet delivered */
+  int sealed;      /* no more members */
+  net_done_fn all; /* run once all are delivered */
+  void *ctx;
+};
+
+net_join *net_join_new(net *n, net_done_fn all, void *ctx) {
+  net_join *j = util_xcalloc(1, sizeof *j);
+  *j = (net_join){.n = n, .all = all, .ctx = ctx};
+  return j;
+}
+
+net_join *net_join_add(net_join *j) {
+  assert(!j->sealed);
+  j->members++;
+  return j;
+}
+
+static void join_fire(net *n, void *p) {
+  net_join *j = p;
+  net_done_fn all = j->all;
+  void *ctx = j->ctx;
+  free(j);
+  if (all) all(n, ctx);
+}
+
+void net_join_done(net *n, void *p) {
+  net_join *j = p;
+  assert(j->members > 0);
+  if (--j->members == 0 && j->sealed) join_fire(n, j);
+}
+
+void net_join_seal(net_join *j) {
+  j->sealed = 1;
+  if (j->members == 0) net_schedule(j->n, 0, join_fire, j);
 }
 
 /* ---- reports ---- */

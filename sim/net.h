@@ -26,7 +26,12 @@
  *   des_sim *sim = des_new();
  *   net *n = net_new(sim, topo, &(net_opts){.seed = 1});
  *   net_send(n, 0, 9, 1 << 20, NULL, done, ctx);   // callback when delivered
+ *   net_join *j = net_join_new(n, all_done, ctx);   // callback when all of a set are delivered
+ *   net_send(n, 1, 17, 4096, NULL, net_join_done, net_join_add(j));
+ *   net_join_seal(j);
  *   des_run(sim);
+ * Collectives (coll.h) are built on these calls and report their completion time; a simulator
+ * that runs compute on the same core schedules its own events with des_* or net_schedule*.
  * Everything is deterministic: same inputs and seed, same times and byte counts. */
 #ifndef MOESIM_NET_H
 #define MOESIM_NET_H
@@ -65,8 +70,10 @@ des_sim *net_sim(net *n);
 topo *net_topo(net *n);
 /* Current simulated time. */
 sim_ps net_now(const net *n);
-/* Runs fn(n, ctx) `delay` from now (an event of the core). */
+/* Runs fn(n, ctx) `delay` from now (an event of the core); net_schedule_at at an absolute time
+ * (>= now). "Start these flows at time t": schedule a function at t that starts them. */
 void net_schedule(net *n, sim_ps delay, net_done_fn fn, void *ctx);
+void net_schedule_at(net *n, sim_ps when, net_done_fn fn, void *ctx);
 
 /* Adds a virtual resource of `gbyte_s` GB/s (e.g. an SM pool of GPU `owner`, or -1). Returns its
  * id. Remove it with net_res_remove() once no flow uses it; ids are reused. */
@@ -114,6 +121,19 @@ int net_route(net *n, int src, int dst, const net_send_opts *o, net_hop *hops, i
  * copy: it crosses only the extra resources (immediate without them). Returns 0, or -1 when no
  * route exists (nothing is started). */
 int net_send(net *n, int src, int dst, uint64_t bytes, const net_send_opts *o, net_done_fn done, void *ctx);
+
+/* Joins: "call me back when all of these are delivered". Create one, pass net_join_done and the
+ * join as the callback and context of each member send or flow (after net_join_add), then seal it:
+ * `all` runs once every member has been delivered (at the last member's delivery, or at once
+ * through the event core if all were delivered — or none added — before the seal). The join frees
+ * itself after calling `all`. */
+typedef struct net_join net_join;
+net_join *net_join_new(net *n, net_done_fn all, void *ctx);
+/* Counts one more member; returns the join, to pass as the member's callback context. */
+net_join *net_join_add(net_join *j);
+/* The member callback. */
+void net_join_done(net *n, void *join);
+void net_join_seal(net_join *j);
 
 /* Statistics. */
 typedef struct net_stats {

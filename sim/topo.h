@@ -162,6 +162,11 @@ int topo_route_scaleout(topo *t, int a, int b, uint64_t seed, uint64_t key, uint
 /* Sum of the links' latencies. */
 sim_ps topo_route_latency(const topo *t, const uint32_t *links, int n);
 
+/* Smallest cut found by greedy pair swaps over seeded random balanced bipartitions of the switch
+ * graph, times the port rate (Gb/s): an upper bound on the bisection, for fabrics without a closed
+ * form (Slim Fly). */
+double topo_heuristic_bisection(const topo *t);
+
 /* Sizing for `moesim topo`. */
 typedef struct topo_bom_line {
   char item[64];     /* what */

@@ -272,8 +272,6 @@ static int is_prime(int q) {
   return 1;
 }
 
-double topo_heuristic_bisection(const topo *t); /* topo.c */
-
 static int build_slim_fly(bctx *b, const topo_spec *s) {
   topo *t = b->t;
   int q = s->fabric.q;
