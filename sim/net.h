@@ -67,6 +67,8 @@ net *net_new(des_sim *sim, topo *t, const net_opts *o);
 void net_free(net *n);
 
 des_sim *net_sim(net *n);
+/* The options the network was made with. */
+const net_opts *net_options(const net *n);
 topo *net_topo(net *n);
 /* Current simulated time. */
 sim_ps net_now(const net *n);
