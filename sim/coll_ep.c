@@ -95,7 +95,7 @@ static void hb_add_route(hopbuf *b, const topo *t, const net_hop *r, int k, doub
   for (int i = 0; i < k; i++) {
     const topo_link *l = &t->l[r[i].res];
     int up = l->kind == TOPO_L_NIC && l->src < (uint32_t)t->n_gpus;
-    hb_add(b, r[i].res, up ? w * nic_factor : w);
+    hb_add(b, r[i].res, (up ? w * nic_factor : w) * r[i].weight);
   }
 }
 
@@ -245,7 +245,7 @@ int coll_ep_start_plan(net *n, const coll_ep_plan *p, int combine, coll_ep_done_
   hopbuf *hbs = util_xcalloc((size_t)R, sizeof *hbs);
   double *Ps = util_xcalloc((size_t)R, sizeof *Ps);
   sim_ps *lats = util_xcalloc((size_t)R, sizeof *lats);
-  net_hop route[2 * TOPO_MAX_HOPS + 2];
+  net_hop *route = util_xmalloc(NET_ROUTE_MAX * sizeof *route);
 
   for (int a = 0; a < R && rc == 0; a++) {
     const double *pr = &p->pr[(size_t)a * R], *pn = &p->pn[(size_t)a * NN];
@@ -276,7 +276,7 @@ int coll_ep_start_plan(net *n, const coll_ep_plan *p, int combine, coll_ep_done_
             break;
           }
           hb_add_route(&hb, t, route, k, wn, msg_factor);
-          for (int i = 0; i < k; i++) l_ib += t->l[route[i].res].latency;
+          for (int i = 0; i < k; i++) l_ib += (sim_ps)((double)t->l[route[i].res].latency * route[i].weight + 0.5);
           res->scaleout_bytes += pn[j] * Tb;
         }
         touch[f] = 1;
@@ -318,9 +318,9 @@ int coll_ep_start_plan(net *n, const coll_ep_plan *p, int combine, coll_ep_done_
         sim_ps l = 0;
         for (int i = 0; i < k; i++) {
           const topo_link *lk = &t->l[route[i].res];
-          l += lk->latency;
+          l += (sim_ps)((double)lk->latency * route[i].weight + 0.5);
           if (lk->src < (uint32_t)t->n_gpus) /* leaving a GPU: NIC uplink or NVLink up */
-            *(lk->kind == TOPO_L_NIC ? &res->scaleout_bytes : &res->nvlink_bytes) += pr[b] * Tb;
+            *(lk->kind == TOPO_L_NIC ? &res->scaleout_bytes : &res->nvlink_bytes) += pr[b] * Tb * route[i].weight;
         }
         if (l > lat) lat = l;
       }
@@ -342,7 +342,7 @@ int coll_ep_start_plan(net *n, const coll_ep_plan *p, int combine, coll_ep_done_
     net_flow(n, 0, NULL, 0, 0, ep_flow_done, &x->src[0]);
   }
   for (int a = 0; a < R; a++) free(hbs[a].h);
-  free(hbs), free(Ps), free(lats);
+  free(hbs), free(Ps), free(lats), free(route);
   if (rc != 0) {
     if (sm)
       for (int i = 0; i < R; i++) net_res_remove(n, sm[i]);

@@ -143,6 +143,7 @@ net *net_new(des_sim *sim, topo *t, const net_opts *o) {
   n->sim = sim;
   n->t = t;
   if (o) n->o = *o;
+  if (t && t->adaptive) n->o.spray = 1;
   n->res_free = n->flow_free = UINT32_MAX;
   n->recompute_ev = 0;
   if (t) {

@@ -47,7 +47,15 @@ typedef struct net net;
 typedef struct net_opts {
   uint64_t seed;         /* ECMP seed */
   uint64_t chunk_bytes;  /* > 0: relayed transfers move in chunks of this size (pipelining) */
+  int spray;             /* 1: scale-out traffic spreads evenly over every equal-cost path (adaptive
+                            routing / packet spraying, as a fluid); 0: each flow takes one path
+                            chosen by hash (static ECMP, with its collisions); a topology whose
+                            fabric says `routing: adaptive` sprays regardless */
 } net_opts;
+
+/* Entries a route buffer must hold for net_route when spraying (2 * TOPO_MAX_HOPS + 2 suffice
+ * otherwise). */
+#define NET_ROUTE_MAX 4096
 
 /* A resource crossed by a flow: `weight` bytes on it per byte of the flow. */
 typedef struct net_hop {
@@ -114,7 +122,8 @@ typedef struct net_send_opts {
   int no_chunking;        /* 1: one cut-through flow even when net_opts.chunk_bytes > 0 */
 } net_send_opts;
 
-/* Builds the route of a send (links only) into hops[] (at least 2 * TOPO_MAX_HOPS + 2 entries);
+/* Builds the route of a send (links only, weight = share of the bytes on the link: 1, or a fraction
+ * when spraying) into hops[] (NET_ROUTE_MAX entries when spraying, else 2 * TOPO_MAX_HOPS + 2);
  * returns the count, -1 when unreachable. *relay_at is set to the index of the first hop of the
  * second leg when the route goes through a forwarding GPU, else 0. */
 int net_route(net *n, int src, int dst, const net_send_opts *o, net_hop *hops, int *relay_at);

@@ -10,6 +10,32 @@
 
 /* ---- routes and sends ---- */
 
+/* Scale-out leg src -> dst into hops (ECMP by hash, or sprayed over every equal-cost path). */
+static int scaleout(net *n, int src, int dst, uint64_t key, net_hop *hops, int room) {
+  topo *t = net_topo(n);
+  if (net_options(n)->spray) {
+    uint32_t *links = util_xmalloc((size_t)room * sizeof *links);
+    double *frac = util_xmalloc((size_t)room * sizeof *frac);
+    int k = topo_route_spray(t, src, dst, links, frac, room);
+    for (int i = 0; i < k; i++) hops[i] = (net_hop){links[i], frac[i]};
+    free(links);
+    free(frac);
+    return k < 0 ? -1 : k;
+  }
+  uint32_t links[TOPO_MAX_HOPS];
+  int k = topo_route_scaleout(t, src, dst, net_options(n)->seed, key, links);
+  for (int i = 0; i < k && i < room; i++) hops[i] = (net_hop){links[i], 1.0};
+  return k;
+}
+
+/* Scale-up leg src -> dst into hops. */
+static int scaleup(net *n, int src, int dst, net_hop *hops) {
+  uint32_t links[2];
+  int k = topo_route_scaleup(net_topo(n), src, dst, links);
+  for (int i = 0; i < k; i++) hops[i] = (net_hop){links[i], 1.0};
+  return k;
+}
+
 int net_route(net *n, int src, int dst, const net_send_opts *o, net_hop *hops, int *relay_at) {
   static const net_send_opts defaults = {0};
   if (!o) o = &defaults;
@@ -17,36 +43,26 @@ int net_route(net *n, int src, int dst, const net_send_opts *o, net_hop *hops, i
   *relay_at = 0;
   if (src == dst) return 0;
   uint64_t key = o->key ? o->key : (uint64_t)src * 1000003u + (uint64_t)dst;
-  uint32_t links[2 * TOPO_MAX_HOPS + 2];
-  int k = -1;
-  int same = topo_same_domain(t, src, dst);
   int gpn = t->gpus_per_node;
-  if (same && o->path != NET_PATH_DIRECT) {
-    k = topo_route_scaleup(t, src, dst, links);
-  } else if (o->path == NET_PATH_DIRECT || o->path == NET_PATH_AUTO) {
-    k = topo_route_scaleout(t, src, dst, net_options(n)->seed, key, links);
+  if (topo_same_domain(t, src, dst) && o->path != NET_PATH_DIRECT) return scaleup(n, src, dst, hops);
+  if (o->path == NET_PATH_DIRECT || o->path == NET_PATH_AUTO) {
+    int k = scaleout(n, src, dst, key, hops, NET_ROUTE_MAX);
     if (k < 0 && o->path == NET_PATH_AUTO) {
       net_send_opts p = *o;
       p.path = NET_PATH_PXN;
       return net_route(n, src, dst, &p, hops, relay_at);
     }
-  } else if (o->path == NET_PATH_PXN || o->path == NET_PATH_RAIL) {
-    int pxn = o->path == NET_PATH_PXN;
-    int relay = pxn ? topo_node_of(t, src) * gpn + topo_local_of(t, dst) : topo_node_of(t, dst) * gpn + topo_local_of(t, src);
-    if (relay == src || relay == dst) {
-      k = topo_route_scaleout(t, src, dst, net_options(n)->seed, key, links);
-    } else {
-      int a = pxn ? topo_route_scaleup(t, src, relay, links) : topo_route_scaleout(t, src, relay, net_options(n)->seed, key, links);
-      if (a < 0) return -1;
-      int b = pxn ? topo_route_scaleout(t, relay, dst, net_options(n)->seed, key, links + a) : topo_route_scaleup(t, relay, dst, links + a);
-      if (b < 0) return -1;
-      k = a + b;
-      *relay_at = a;
-    }
+    return k;
   }
-  if (k < 0) return -1;
-  for (int i = 0; i < k; i++) hops[i] = (net_hop){links[i], 1.0};
-  return k;
+  int pxn = o->path == NET_PATH_PXN;
+  int relay = pxn ? topo_node_of(t, src) * gpn + topo_local_of(t, dst) : topo_node_of(t, dst) * gpn + topo_local_of(t, src);
+  if (relay == src || relay == dst) return scaleout(n, src, dst, key, hops, NET_ROUTE_MAX);
+  int a = pxn ? scaleup(n, src, relay, hops) : scaleout(n, src, relay, key, hops, NET_ROUTE_MAX - 2);
+  if (a < 0) return -1;
+  int b = pxn ? scaleout(n, relay, dst, key, hops + a, NET_ROUTE_MAX - a) : scaleup(n, relay, dst, hops + a);
+  if (b < 0) return -1;
+  *relay_at = a;
+  return a + b;
 }
 
 /* A relayed transfer in chunks. Each leg sends its chunks back to back (a chunk starts when the
@@ -111,14 +127,19 @@ static void chain_start(chain *c, int leg) {
 int net_send(net *n, int src, int dst, uint64_t bytes, const net_send_opts *o, net_done_fn done, void *ctx) {
   static const net_send_opts defaults = {0};
   if (!o) o = &defaults;
-  net_hop hops[2 * TOPO_MAX_HOPS + 2 + 64];
-  int relay_at = 0, k = 0;
-  if (src != dst) {
-    k = net_route(n, src, dst, o, hops, &relay_at);
-    if (k < 0) return -1;
+  /* Routes hold a few links; sprayed ones up to NET_ROUTE_MAX. */
+  net_hop small[2 * TOPO_MAX_HOPS + 2 + 64];
+  net_hop *hops = net_options(n)->spray ? util_xmalloc((NET_ROUTE_MAX + 64) * sizeof *hops) : small;
+  int relay_at = 0, k = 0, rc = 0;
+  if (src != dst && (k = net_route(n, src, dst, o, hops, &relay_at)) < 0) {
+    rc = -1;
+    goto out;
   }
-  sim_ps lat[2] = {0, 0};
-  for (int i = 0; i < k; i++) lat[relay_at && i >= relay_at] += net_topo(n)->l[hops[i].res].latency;
+  /* Latency per leg: the links' latencies weighted by the share of the traffic on them (1 on a
+   * plain route; sprayed paths have equal lengths, so the sum is the path latency). */
+  double lat[2] = {0, 0};
+  for (int i = 0; i < k; i++) lat[relay_at && i >= relay_at] += (double)net_topo(n)->l[hops[i].res].latency * hops[i].weight;
+  sim_ps l0 = (sim_ps)(lat[0] + 0.5), l1 = (sim_ps)(lat[1] + 0.5);
   int ne = o->n_extra < 64 ? o->n_extra : 64;
   if (relay_at && net_options(n)->chunk_bytes > 0 && !o->no_chunking && bytes > 0) {
     chain *c = util_xcalloc(1, sizeof *c);
@@ -130,14 +151,16 @@ int net_send(net *n, int src, int dst, uint64_t bytes, const net_send_opts *o, n
       memcpy(c->leg[leg], hops + (leg ? relay_at : 0), (size_t)len[leg] * sizeof(net_hop));
       if (ne) memcpy(c->leg[leg] + len[leg], o->extra, (size_t)ne * sizeof(net_hop));
       c->nleg[leg] = len[leg] + ne;
-      c->lat[leg] = lat[leg];
+      c->lat[leg] = leg ? l1 : l0;
     }
     chain_start(c, 0);
-    return 0;
+    goto out;
   }
   if (ne) memcpy(hops + k, o->extra, (size_t)ne * sizeof(net_hop));
-  net_flow(n, k + ne > 0 ? bytes : 0, hops, k + ne, lat[0] + lat[1], done, ctx);
-  return 0;
+  net_flow(n, k + ne > 0 ? bytes : 0, hops, k + ne, l0 + l1, done, ctx);
+out:
+  if (hops != small) free(hops);
+  return rc;
 }
 
 /* ---- joins ---- */
