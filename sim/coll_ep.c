@@ -38,6 +38,11 @@ void coll_ep_result_free(coll_ep_result *r) {
   memset(r, 0, sizeof *r);
 }
 
+void coll_ep_result_move(coll_ep_result *dst, coll_ep_result *src) {
+  *dst = *src;
+  memset(src, 0, sizeof *src);
+}
+
 static double mean_rate(const coll_ep_result *r, const double *bytes) {
   double s = 0;
   int n = 0;
@@ -62,6 +67,10 @@ static void ep_finish(ep_run *x) {
   free(x->gpu), free(x->sm), free(x->touch), free(x->src);
   free(x);
   done(n, ctx, res);
+  /* The result lives for the callback only (coll_ep_result_move keeps it; freeing it there is
+   * harmless: the arrays are then NULL). */
+  coll_ep_result_free(res);
+  free(res);
 }
 
 static void ep_flow_done(net *n, void *p) {
@@ -387,8 +396,7 @@ typedef struct run_ctx {
 static void run_done(net *n, void *ctx, coll_ep_result *r) {
   (void)n;
   run_ctx *c = ctx;
-  *c->out = *r;
-  free(r);
+  coll_ep_result_move(c->out, r);
   c->done = 1;
 }
 
