@@ -35,19 +35,8 @@ expect 2 "run without file" -- "$M" run
 expect 2 "run missing file" -- "$M" run "$T/nope.yaml"
 
 mkdir -p "$T/exp"
-cp topologies/hardware.yaml "$T/exp/hardware.yaml"
-cat > "$T/exp/cluster.yaml" <<'Y'
-name: tiny
-catalogue: hardware.yaml
-gpu: {model: h800}
-nic: {model: cx7-400g}
-switch: {model: qm9700}
-nodes: 2
-gpus_per_node: 2
-scaleup: nvswitch
-nics_per_gpu: 1
-fabric: {kind: fat_tree, levels: 2, cable: {model: osfp-400g-optical}, endpoint_cable: {model: osfp-400g-optical}}
-Y
+REPO=$(pwd)
+sed "s|^catalogue: .*|catalogue: $REPO/topologies/hardware.yaml|" tests/fixtures/tiny2x2.yaml > "$T/exp/cluster.yaml"
 cat > "$T/exp/typo.yaml" <<'Y'
 name: typo
 kind: moe_layer
@@ -64,7 +53,7 @@ grep -q "^exp/typo.yaml:5:1: error: unknown key 'tokens_per_gup' (did you mean '
 sed 's/nic: {model: cx7-400g}/nic: {model: cx7-400g, bw_gbps: -400}/' exp/cluster.yaml > exp/negcluster.yaml
 sed 's/cluster: cluster.yaml/cluster: negcluster.yaml/; /tokens_per_gup/d' exp/typo.yaml > exp/neg.yaml
 expect 2 "negative bandwidth" -- "$M" run exp/neg.yaml
-grep -q "^exp/negcluster.yaml:4:33: error: bw_gbps must be positive (got -400)" "$T/err" \
+grep -q "^exp/negcluster.yaml:6:33: error: bw_gbps must be positive (got -400)" "$T/err" \
   || { bad "negative bandwidth message"; cat "$T/err" >&2; }
 [ -e "$T/results" ] && bad "a bad config created results/"
 

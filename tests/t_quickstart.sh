@@ -7,26 +7,17 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 pass=0; fail=0
 check() { if eval "$2"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "t_quickstart.sh: $1" >&2; fi; }
-cp topologies/hardware.yaml "$T/hardware.yaml"
+REPO=$(pwd)
 cat > "$T/tiny.yaml" <<'Y'
 name: tiny
 kind: moe_layer
 model: {hidden: 256, moe_intermediate: 128, routed_experts: 16, shared_experts: 1, top_k: 4, n_groups: 4, topk_groups: 2, route_scale: 1}
 tokens_per_gpu: 64
-cluster:
-  name: tiny2x2
-  catalogue: hardware.yaml
-  gpu: {model: h800}
-  nic: {model: cx7-400g}
-  switch: {model: qm9700}
-  nodes: 2
-  gpus_per_node: 2
-  scaleup: nvswitch
-  nics_per_gpu: 1
-  fabric: {kind: fat_tree, levels: 2, cable: {model: osfp-400g-optical}, endpoint_cable: {model: osfp-400g-optical}}
+cluster: REPO/tests/fixtures/tiny2x2.yaml
 reps: 1
 plots: [breakdown]
 Y
+sed -i "s|REPO|$REPO|" "$T/tiny.yaml"
 cd "$T" || exit 1
 "$M" run tiny.yaml > out.txt 2> err.txt; rc=$?
 check "run exits 0 (got $rc: $(cat err.txt))" '[ $rc -eq 0 ]'
