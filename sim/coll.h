@@ -111,10 +111,10 @@ double coll_ep_nvl_gbyte_s(const coll_ep_result *r);
 
 typedef void (*coll_ep_done_fn)(net *n, void *ctx, coll_ep_result *r);
 
-/* Starts dispatch (combine = 0) or combine (combine = 1) now. `done` receives the result, valid
- * during the call only: read it, or keep it with coll_ep_result_move (the collective frees what is
- * left afterwards; calling coll_ep_result_free on it in the callback is harmless). Returns 0, or
- * -1 (message on stderr) when the routing does not fit the topology. */
+/* Starts dispatch (combine = 0) or combine (combine = 1) now. `done` receives the result and owns
+ * it: free its arrays with coll_ep_result_free(r) and the struct with free(r) (or keep them;
+ * coll_ep_result_move copies it into a struct of your own). Returns 0, or -1 (message on stderr)
+ * when the routing does not fit the topology. */
 int coll_ep_start(net *n, const coll_ep_cfg *cfg, const ep_routing *r, int combine, coll_ep_done_fn done, void *ctx);
 
 /* A plan: the routing counted once per (source, rank) and (source, node), reusable for dispatch

@@ -66,11 +66,7 @@ static void ep_finish(ep_run *x) {
   net *n = x->n;
   free(x->gpu), free(x->sm), free(x->touch), free(x->src);
   free(x);
-  done(n, ctx, res);
-  /* The result lives for the callback only (coll_ep_result_move keeps it; freeing it there is
-   * harmless: the arrays are then NULL). */
-  coll_ep_result_free(res);
-  free(res);
+  done(n, ctx, res); /* the callback owns res from here */
 }
 
 static void ep_flow_done(net *n, void *p) {
@@ -397,6 +393,7 @@ static void run_done(net *n, void *ctx, coll_ep_result *r) {
   (void)n;
   run_ctx *c = ctx;
   coll_ep_result_move(c->out, r);
+  free(r);
   c->done = 1;
 }
 

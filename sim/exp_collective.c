@@ -125,6 +125,8 @@ static void ep_done(net *n, void *ctx, coll_ep_result *r) {
   if (r->end > x->end) x->end = r->end;
   x->rdma += coll_ep_rdma_gbyte_s(r), x->nvl += coll_ep_nvl_gbyte_s(r);
   x->scaleout += r->scaleout_bytes, x->nvlink += r->nvlink_bytes;
+  coll_ep_result_free(r);
+  free(r);
   x->pending--;
 }
 

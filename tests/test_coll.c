@@ -166,6 +166,7 @@ static void test_trace_files(void) {
 static void capture(net *x, void *ctx, coll_ep_result *rr) {
   (void)x;
   coll_ep_result_move(ctx, rr);
+  free(rr);
 }
 
 static void test_ep_accounting(void) {

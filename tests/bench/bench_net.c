@@ -54,6 +54,8 @@ static sim_ps last_end;
 static void ep_done(net *n, void *ctx, coll_ep_result *r) {
   (void)n, (void)ctx;
   if (r->end > last_end) last_end = r->end;
+  coll_ep_result_free(r);
+  free(r);
   pending--;
 }
 
