@@ -3,9 +3,11 @@
 
 extern const exp_kind exp_kind_moe_layer;
 extern const exp_kind exp_kind_collective;
+extern const exp_kind exp_kind_train;
 
 const exp_kind *const exp_kinds[] = {
     &exp_kind_moe_layer,
     &exp_kind_collective,
+    &exp_kind_train,
     NULL,
 };
