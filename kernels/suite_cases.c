@@ -461,7 +461,10 @@ static int run_gate(hn_session *hs, pool *tp, const ks_spec *s, hn_case *hc) {
   c.idx = xalloc((uint64_t)(c.T * c.g.topk) * 4);
   c.wt = xalloc((uint64_t)(c.T * c.g.topk) * 4);
   c.sc = xalloc((uint64_t)(c.T * s->n) * 4);
-  *hc = (hn_case){.kernel = "gate", .backend = "gemm+ref", .variant = "v3", .dtype = KN_BF16, .m = c.T, .n = s->n,
+  char var[48]; /* the logits GEMM's variant; sigmoid and selection are the one C routine */
+  const gemm_variant *gv = gemm_variant_best(KN_BF16, c.T);
+  snprintf(var, sizeof var, "v3/%s", gv->name);
+  *hc = (hn_case){.kernel = "gate", .backend = cpu_level_name(gv->isa), .variant = var, .dtype = KN_BF16, .m = c.T, .n = s->n,
                   .k = c.H, .groups = 1, .flops = 2.0 * (double)(c.T * s->n * c.H),
                   .bytes = 2.0 * (double)(c.T * c.H + s->n * c.H) + 4.0 * (double)(c.T * s->n), .run = g_run,
                   .check = g_check, .ctx = &c};
