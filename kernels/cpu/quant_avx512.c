@@ -15,6 +15,7 @@
  * reduction -> scale -> convert chain keeps the out-of-order window short. Only called after a
  * CPUID check (quant_backend). */
 #include <immintrin.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,6 +101,41 @@ static inline __m512 load16(const void *x, int bf16, int64_t i, __mmask16 m) {
   return bf16 ? load_bf16((const bf16_t *)x + i, m) : load_f32((const float *)x + i, m);
 }
 
+/* Magnitude bits of the largest |x| of a full tile (as float32 bits): Inf/NaN sort above every
+ * finite value. BF16 is reduced in its own 16-bit lanes, 32 at a time. */
+static inline int32_t amax_bits_f32(const float *p) {
+  __m512i mx = _mm512_setzero_si512();
+  for (int j = 0; j < 8; j++)
+    mx = _mm512_max_epi32(mx, _mm512_and_si512(_mm512_castps_si512(_mm512_loadu_ps(p + 16 * j)),
+                                               _mm512_set1_epi32(0x7fffffff)));
+  return _mm512_reduce_max_epi32(mx);
+}
+
+static inline int32_t amax_bits_bf16(const bf16_t *p) {
+  __m512i mx = _mm512_setzero_si512(), mag = _mm512_set1_epi16(0x7fff);
+  for (int j = 0; j < 4; j++) mx = _mm512_max_epu16(mx, _mm512_and_si512(_mm512_loadu_si512(p + 32 * j), mag));
+  __m256i m8 = _mm256_max_epu16(_mm512_castsi512_si256(mx), _mm512_extracti64x4_epi64(mx, 1));
+  __m128i m4 = _mm_max_epu16(_mm256_castsi256_si128(m8), _mm256_extracti128_si256(m8, 1));
+  /* max = 0xffff - min(0xffff - x): phminposuw finds the minimum of 8 words */
+  __m128i inv = _mm_xor_si128(m4, _mm_set1_epi16(-1));
+  int32_t m = 0xffff - (_mm_cvtsi128_si32(_mm_minpos_epu16(inv)) & 0xffff);
+  return m << 16;
+}
+
+/* 128 finite elements at x[off..] times iv -> 128 codes at q, stored 64 bytes at a time. */
+static inline void convert_tile(const void *x, int bf16, int64_t off, __m512 iv, const q8_fmt *f, fp8_t *q) {
+  for (int h = 0; h < 2; h++) {
+    __m128i c[4];
+    for (int j = 0; j < 4; j++) {
+      __m512 v = load16(x, bf16, off + 64 * h + 16 * j, 0xffff);
+      c[j] = q8_cvt_finite(_mm512_mul_ps(_mm512_abs_ps(v), iv), v, f);
+    }
+    __m512i z = _mm512_inserti32x4(_mm512_castsi128_si512(c[0]), c[1], 1);
+    z = _mm512_inserti32x4(_mm512_inserti32x4(z, c[2], 2), c[3], 3);
+    _mm512_storeu_si512(q + 64 * h, z);
+  }
+}
+
 /* A tile the fast path cannot take (partial, or holding Inf/NaN): masked lanes, finite amax,
  * blended special codes. */
 static void tile_general(const void *x, int bf16, int64_t off, int64_t w, kn_dtype fmt, int pow2,
@@ -131,11 +167,7 @@ static inline __attribute__((always_inline)) void token_rows(const void *x, int 
       int64_t off = row + t * QUANT_TILE;
       for (int j = 0; j < 2 * es; j++)
         _mm_prefetch((const char *)x + (off + Q8_AHEAD) * es + 64 * j, _MM_HINT_T0);
-      __m512i mx = _mm512_setzero_si512();
-      for (int j = 0; j < 8; j++)
-        mx = _mm512_max_epi32(mx, _mm512_and_si512(_mm512_castps_si512(load16(x, bf16, off + 16 * j, 0xffff)),
-                                                   _mm512_set1_epi32(0x7fffffff)));
-      int32_t amax_bits = _mm512_reduce_max_epi32(mx);
+      int32_t amax_bits = bf16 ? amax_bits_bf16((const bf16_t *)x + off) : amax_bits_f32((const float *)x + off);
       inv[t] = 0.0f; /* 0: not finite, converted by tile_general */
       if (amax_bits < 0x7f800000) {
         float sc = quant_scale_of(kn_bits_f32((uint32_t)amax_bits), fmt, pow2);
@@ -150,10 +182,7 @@ static inline __attribute__((always_inline)) void token_rows(const void *x, int 
         continue;
       }
       __m512 iv = _mm512_set1_ps(inv[t]);
-      for (int j = 0; j < 8; j++) {
-        __m512 v = load16(x, bf16, off + 16 * j, 0xffff);
-        _mm_storeu_si128((__m128i *)(q + off + 16 * j), q8_cvt_finite(_mm512_mul_ps(_mm512_abs_ps(v), iv), v, f));
-      }
+      convert_tile(x, bf16, off, iv, f, q + off);
     }
   }
   if (inv != inv_stack) free(inv);
@@ -227,11 +256,7 @@ static inline __attribute__((always_inline)) void block_rows(const void *w, int 
       for (int64_t b = 0; b < fullc; b++) {
         if (inv[b] == 0.0f) continue;
         int64_t off = (r0 + r) * k + b * QUANT_TILE;
-        __m512 iv = _mm512_set1_ps(inv[b]);
-        for (int j = 0; j < 8; j++) {
-          __m512 v = load16(w, bf16, off + 16 * j, 0xffff);
-          _mm_storeu_si128((__m128i *)(q + off + 16 * j), q8_cvt_finite(_mm512_mul_ps(_mm512_abs_ps(v), iv), v, f));
-        }
+        convert_tile(w, bf16, off, _mm512_set1_ps(inv[b]), f, q + off);
       }
   }
   if (mx != mx_stack) free(mx);
