@@ -599,8 +599,7 @@ static int run_gemm(hn_session *hs, pool *tp, const ks_spec *s, hn_case *hc) {
 
 static int run_layer(hn_session *hs, pool *tp, const ks_spec *s, hn_case *hc) {
   moe_layer_cfg cf = moe_layer_v3(s->dtype);
-  cf.hidden = s->n, cf.inter = s->k, cf.gate.n_experts = s->groups;
-  if (s->groups < 32) cf.gate.n_groups = 8, cf.gate.topk_groups = 4;
+  cf.hidden = s->n, cf.inter = s->k, cf.gate.n_experts = s->groups; /* V3 gate: 8 groups, top-4, top-8 */
   cf.pow2_scales = s->pow2;
   ml_ctx c = {tp, moe_layer_create(tp, &cf), s->m, NULL, NULL};
   if (!c.l) return 1;
