@@ -6,10 +6,14 @@
 
 #include "cli.h"
 #include "util.h"
+#include "val_schedule.h"
 #include "validate.h"
+#include "val_deepep.h"
 
 /* Each suite's owner adds one line here, above the terminating entry. */
 const val_suite val_suites[] = {
+    {"deepep", val_deepep, "DeepEP normal kernels on H800: EP8 intranode, EP16/32/64 internode, dispatch and combine"},
+    {"schedule", val_schedule, "pipeline bubbles, memory and F&B overlap vs DualPipe's table and the V3 report"},
     {NULL, NULL, NULL},
 };
 const size_t val_suite_count = UTIL_ARRAY_LEN(val_suites) - 1;
