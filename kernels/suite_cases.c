@@ -469,6 +469,7 @@ static int run_gate(hn_session *hs, pool *tp, const ks_spec *s, hn_case *hc) {
                   .bytes = 2.0 * (double)(c.T * c.H + s->n * c.H) + 4.0 * (double)(c.T * s->n), .run = g_run,
                   .check = g_check, .ctx = &c};
   set_bufs(hc, 2, (const void *[]){c.x, c.sc}, (uint64_t[]){(uint64_t)(c.T * c.H) * 2, (uint64_t)(c.T * s->n) * 4});
+  hc->opaque_bytes = gemm_packed_bytes(c.pw);
   int rc = hn_measure(hs, hc, NULL);
   gemm_packed_free(c.pw);
   free(c.x), free(c.w), free(c.idx), free(c.wt), free(c.sc);
@@ -589,7 +590,8 @@ static int run_gemm(hn_session *hs, pool *tp, const ks_spec *s, hn_case *hc) {
   int nb = 0;
   bp[nb] = is_fp8(c.dt) ? (void *)c.xq : (void *)c.xb, bb[nb++] = (uint64_t)(c.arows * c.K) * (is_fp8(c.dt) ? 1 : 2);
   bp[nb] = c.c, bb[nb++] = (uint64_t)(c.arows * c.N) * 2;
-  set_bufs(hc, nb, bp, bb); /* packed weights are opaque: flushed only through the footprint rule */
+  set_bufs(hc, nb, bp, bb);
+  hc->opaque_bytes = gemm_packed_bytes(c.pw[0]) * (uint64_t)c.copies; /* packed weights */
   int rc = hn_measure(hs, hc, NULL);
   for (int j = 0; j < c.copies; j++) gemm_packed_free(c.pw[j]);
   w_free(&c.ref_w);
@@ -611,7 +613,8 @@ static int run_layer(hn_session *hs, pool *tp, const ks_spec *s, hn_case *hc) {
                   .m = c.T, .n = cf.hidden, .k = cf.inter, .groups = cf.gate.n_experts,
                   .flops = moe_layer_flops(&cf, c.T),
                   .bytes = (double)moe_layer_weight_bytes(c.l) + 4.0 * (double)(c.T * cf.hidden), .run = ml_run,
-                  .check = ml_check, .ctx = &c};
+                  .check = ml_check, .ctx = &c, .opaque_bytes = moe_layer_weight_bytes(c.l)};
+  set_bufs(hc, 2, (const void *[]){c.x, c.out}, (uint64_t[]){(uint64_t)(c.T * cf.hidden) * 2, (uint64_t)(c.T * cf.hidden) * 2});
   int rc = hn_measure(hs, hc, NULL);
   moe_layer_free(c.l);
   free(c.x), free(c.out);
