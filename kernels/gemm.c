@@ -28,6 +28,12 @@
 #ifndef GEMM_BPF_TILES
 #define GEMM_BPF_TILES 4 /* row tiles per K block from which the next block's weights are prefetched */
 #endif
+#ifndef GEMM_USE_PF
+#define GEMM_USE_PF 1 /* the first row tile of a cold weight block prefetches ahead */
+#endif
+#ifndef GEMM_ONE_TILE_FULLK
+#define GEMM_ONE_TILE_FULLK 1
+#endif
 #ifndef GEMM_MC
 #define GEMM_MC 336 /* rows per activation block (a multiple of every MR: 14, 8, 6, 4) */
 #endif
@@ -126,7 +132,7 @@ gemm_packed *gemm_pack(const gemm_mat *w, int64_t n, int64_t k) {
   p->dtype = w->dtype;
   p->n = n;
   p->k = k;
-  p->strips = cdiv(n, GEMM_STRIP);
+  p->strips = cdiv(cdiv(n, GEMM_STRIP), GEMM_GROUP) * GEMM_GROUP;
   p->kp = cdiv(k, 4) * 2;
   p->kblocks = cdiv(k, GEMM_BLOCK);
   size_t elems = (size_t)(p->strips * p->kp * 32);
@@ -138,7 +144,8 @@ gemm_packed *gemm_pack(const gemm_mat *w, int64_t n, int64_t k) {
         for (int j = 0; j < 16; j++)
           for (int h = 0; h < 2; h++) {
             int64_t row = 16 * s + j, col = 2 * pr + h;
-            d[(s * p->kp + pr) * 32 + 2 * j + h] = row < n && col < k ? src[row * w->ld + col] : 0;
+            d[((s / GEMM_GROUP) * p->kp + pr) * GEMM_PS + (s % GEMM_GROUP) * 32 + 2 * j + h] =
+                row < n && col < k ? src[row * w->ld + col] : 0;
           }
     p->data = d;
     p->bytes = elems * 2;
@@ -152,13 +159,14 @@ gemm_packed *gemm_pack(const gemm_mat *w, int64_t n, int64_t k) {
             for (int i = 0; i < 8; i++) {
               int e = 8 * lane + i; /* word index within the pair's 32 words */
               int64_t row = 16 * s + e / 2, col = 4 * q + 2 * h + e % 2;
-              d[(s * p->kp / 2 + q) * 64 + 16 * lane + 8 * h + i] = row < n && col < k ? src[row * w->ld + col] : 0;
+              d[((s / GEMM_GROUP) * (p->kp / 2) + q) * 64 * GEMM_GROUP + (s % GEMM_GROUP) * 64 + 16 * lane + 8 * h + i] =
+                  row < n && col < k ? src[row * w->ld + col] : 0;
             }
     p->data = d;
     p->scale = util_xmalloc((size_t)(p->strips * p->kblocks) * sizeof(float));
     for (int64_t s = 0; s < p->strips; s++)
       for (int64_t kb = 0; kb < p->kblocks; kb++)
-        p->scale[s * p->kblocks + kb] = w->scale[(16 * s / GEMM_BLOCK) * w->ld_scale + kb];
+        p->scale[s * p->kblocks + kb] = 16 * s < n ? w->scale[(16 * s / GEMM_BLOCK) * w->ld_scale + kb] : 0.0f;
     p->bytes = elems + (uint64_t)(p->strips * p->kblocks) * sizeof(float);
   }
   return p;
@@ -243,7 +251,7 @@ static void pack_a_worker(void *arg, int tid, int nthreads) {
 /* Per-thread scratch. */
 typedef struct gemm_scratch {
   float *ws[2];   /* FP32 tile buffers, GEMM_MC x NR (gate and up for SwiGLU) */
-  bf16_t *dec;    /* decoded FP8 block: NV strips x 64 pairs x 32 words */
+  bf16_t *dec;    /* decoded FP8 block: 64 pairs x GEMM_PS words (the packed BF16 layout) */
   int64_t ldws;   /* NR */
 } gemm_scratch;
 
@@ -255,27 +263,29 @@ static void block_compute(const gemm_call *cl, const gemm_job *jb, int64_t r0, i
   int mr = im->mr;
   int64_t kp = cl->kp;
   if (w->dtype == KN_BF16) {
-    const bf16_t *wb = (const bf16_t *)w->data + s0 * kp * 32;
+    const bf16_t *wb = (const bf16_t *)w->data + (s0 / GEMM_GROUP) * kp * GEMM_PS + (s0 % GEMM_GROUP) * 32;
     int64_t tiles = cdiv(mc, mr);
-    for (int64_t p0 = 0; p0 < kp; p0 += GEMM_KC_PAIRS) {
-      int64_t np = min64(GEMM_KC_PAIRS, kp - p0);
+    /* One row tile reuses nothing from L1: run the whole K in registers. */
+    int64_t kc = tiles == 1 && GEMM_ONE_TILE_FULLK ? kp : GEMM_KC_PAIRS;
+    for (int64_t p0 = 0; p0 < kp; p0 += kc) {
+      int64_t np = min64(kc, kp - p0);
       /* The next K block's weights (nv strips x np2 lines) are prefetched into L2 a share per tile,
        * so that the first tile of the next block does not wait for memory. */
-      int64_t np2 = min64(GEMM_KC_PAIRS, kp - p0 - np), lines = nv * np2, per = cdiv(lines, tiles), done = 0;
+      int64_t np2 = min64(kc, kp - p0 - np), lines = nv * np2, per = cdiv(lines, tiles), done = 0;
       if (tiles < GEMM_BPF_TILES) lines = 0; /* short M: the first tile prefetches as it streams */
       for (int64_t i = 0; i < mc; i += mr) {
         int rows = (int)min64(mr, mc - i);
         const uint32_t *ap = jb->apk + ((r0 + i) / mr) * kp * mr + p0 * mr;
         for (int64_t l = 0; l < per && done < lines; l++, done++)
-          __builtin_prefetch(wb + (done / np2) * kp * 32 + (p0 + np + done % np2) * 32, 0, 2);
-        int flags = (p0 == 0 ? GEMM_UKR_FIRST : 0) | (i == 0 && lines == 0 ? GEMM_UKR_PF : 0);
-        im->ukr[nv - 1][rows - 1](np, ap, mr, wb + p0 * 32, kp * 32, ws + i * sc->ldws, sc->ldws, NULL, NULL, flags);
+          __builtin_prefetch(wb + (done / np2) * 32 + (p0 + np + done % np2) * GEMM_PS, 0, 2);
+        int flags = (p0 == 0 ? GEMM_UKR_FIRST : 0) | (i == 0 && lines == 0 && GEMM_USE_PF ? GEMM_UKR_PF : 0);
+        im->ukr[rows - 1](np, ap, mr, wb + p0 * GEMM_PS, 32, ws + i * sc->ldws, sc->ldws, NULL, NULL, flags);
       }
     }
     return;
   }
   /* FP8: per 128-wide K block, decode the nv strips, then promote every promo_pairs pairs. */
-  const fp8_t *wf = (const fp8_t *)w->data;
+  const fp8_t *wf = (const fp8_t *)w->data + (s0 / GEMM_GROUP) * kp * 32 * GEMM_GROUP + (s0 % GEMM_GROUP) * 64;
   float srow[GEMM_MR_MAX], sstrip[GEMM_NV_MAX];
   if (mc <= GEMM_FUSED_MR && cl->promo_pairs % 2 == 0 && im->ukr8_ok && im->ukr8_ok()) {
     /* Short M: decode in registers inside the fused kernel, no staging. */
@@ -286,7 +296,7 @@ static void block_compute(const gemm_call *cl, const gemm_job *jb, int64_t r0, i
       for (int r = 0; r < mc; r++) srow[r] = jb->a.scale[(r0 + r) * jb->a.ld_scale + kb];
       for (int64_t pc = 0; pc < np; pc += cl->promo_pairs) {
         int64_t n2 = min64(cl->promo_pairs, np - pc);
-        im->ukr8[nv - 1][mc - 1](n2, ap + (p0 + pc) * mr, mr, wf + (s0 * kp + p0 + pc) * 32, kp * 32, ws, sc->ldws,
+        im->ukr8[mc - 1](n2, ap + (p0 + pc) * mr, mr, wf + (p0 + pc) * 32 * GEMM_GROUP, 64, ws, sc->ldws,
                                  srow, sstrip, kb == 0 && pc == 0, cl->lut);
       }
     }
@@ -295,7 +305,7 @@ static void block_compute(const gemm_call *cl, const gemm_job *jb, int64_t r0, i
   for (int64_t kb = 0; kb < cl->kblocks; kb++) {
     int64_t p0 = kb * (GEMM_BLOCK / 2), np = min64(GEMM_BLOCK / 2, kp - p0);
     for (int v = 0; v < nv; v++) {
-      im->decode(np / 2, wf + ((s0 + v) * kp + p0) * 32, sc->dec + v * (GEMM_BLOCK / 2) * 32, cl->lut);
+      im->decode(np / 2, wf + p0 * 32 * GEMM_GROUP + v * 64, sc->dec + v * 32, cl->lut);
       sstrip[v] = w->scale[(s0 + v) * w->kblocks + kb];
     }
     for (int64_t i = 0; i < mc; i += mr) {
@@ -304,7 +314,7 @@ static void block_compute(const gemm_call *cl, const gemm_job *jb, int64_t r0, i
       const uint32_t *ap = jb->apk + ((r0 + i) / mr) * kp * mr;
       for (int64_t pc = 0; pc < np; pc += cl->promo_pairs) {
         int64_t n2 = min64(cl->promo_pairs, np - pc);
-        im->ukr[nv - 1][rows - 1](n2, ap + (p0 + pc) * mr, mr, sc->dec + pc * 32, (GEMM_BLOCK / 2) * 32,
+        im->ukr[rows - 1](n2, ap + (p0 + pc) * mr, mr, sc->dec + pc * GEMM_PS, 32,
                                   ws + i * sc->ldws, sc->ldws, srow, sstrip, kb == 0 && pc == 0 ? GEMM_UKR_FIRST : 0);
       }
     }
@@ -337,7 +347,7 @@ static void compute_worker(void *arg, int tid, int nthreads) {
     if (!have) {
       sc.ws[0] = aligned_alloc64((size_t)(GEMM_MC * sc.ldws) * sizeof(float));
       sc.ws[1] = cl->epi == GEMM_EPI_SWIGLU ? aligned_alloc64((size_t)(GEMM_MC * sc.ldws) * sizeof(float)) : sc.ws[0];
-      sc.dec = aligned_alloc64((size_t)nv_max * (GEMM_BLOCK / 2) * 32 * sizeof(bf16_t));
+      sc.dec = aligned_alloc64((size_t)(GEMM_BLOCK / 2) * GEMM_PS * sizeof(bf16_t));
       have = 1;
     }
     const gemm_unit *un = &cl->units[u];
@@ -346,7 +356,7 @@ static void compute_worker(void *arg, int tid, int nthreads) {
     int64_t ncols = cl->epi == GEMM_EPI_SWIGLU ? jb->w->n / 2 : jb->w->n;
     for (int64_t pn = un->p0; pn < un->p1; pn++) {
       int64_t s0 = pn * nv_max;
-      int nv = (int)min64(nv_max, cl->out_strips - s0);
+      int nv = nv_max; /* the last panel reads zero-padded strips and stores only real columns */
       block_compute(cl, jb, un->r0, mc, s0, nv, sc.ws[0], &sc);
       if (cl->epi == GEMM_EPI_SWIGLU) block_compute(cl, jb, un->r0, mc, cl->up_strip0 + s0, nv, sc.ws[1], &sc);
       block_store(cl, jb, un->r0, mc, 16 * s0, min64(16 * (s0 + nv), ncols), &sc);
@@ -402,8 +412,8 @@ static int run_jobs(pool *tp, gemm_job *jobs, int njobs, const gemm_opts *o) {
   if (call_setup(o, w0->dtype, njobs ? mtot / njobs : 0, &cl.impl, &cl.promo_pairs)) return -1;
   if (is_fp8(w0->dtype)) cl.lut = gemm_fp8_lut_of(w0->dtype);
   int64_t ncols = epi == GEMM_EPI_SWIGLU ? w0->n / 2 : w0->n;
-  if (epi == GEMM_EPI_SWIGLU && ncols % GEMM_STRIP != 0) {
-    /* The up half would start inside a strip: compute A W^T in FP32, then apply SwiGLU. */
+  if (epi == GEMM_EPI_SWIGLU && ncols % (GEMM_STRIP * GEMM_GROUP) != 0) {
+    /* The up half would start inside a strip group: compute A W^T in FP32, then apply SwiGLU. */
     gemm_opts o2 = o ? *o : (gemm_opts){0};
     o2.epi = GEMM_EPI_NONE;
     for (int j = 0; j < njobs; j++) {
@@ -420,7 +430,7 @@ static int run_jobs(pool *tp, gemm_job *jobs, int njobs, const gemm_opts *o) {
     return 0;
   }
   int mr = cl.impl->mr, nv = cl.impl->nv;
-  assert(GEMM_MC % mr == 0 && nv <= GEMM_NV_MAX && mr <= GEMM_MR_MAX);
+  assert(GEMM_MC % mr == 0 && GEMM_GROUP % nv == 0 && mr <= GEMM_MR_MAX);
   cl.out_strips = cdiv(ncols, GEMM_STRIP);
   cl.up_strip0 = ncols / GEMM_STRIP;
   size_t apk_words = 0;
@@ -535,7 +545,6 @@ static int sup_avx512bf16(void) { return cpu_isa_best() >= CPU_AVX512BF16; }
 static const gemm_variant variants[] = {
     {"avx512bf16_14x32", CPU_AVX512BF16, 14, 32, sup_avx512bf16, &gemm_impl_avx512bf16_14x32},
     {"avx512bf16_6x64", CPU_AVX512BF16, 6, 64, sup_avx512bf16, &gemm_impl_avx512bf16_6x64},
-    {"avx512bf16_8x48", CPU_AVX512BF16, 8, 48, sup_avx512bf16, &gemm_impl_avx512bf16_8x48},
     {"avx512_8x32", CPU_AVX512, 8, 32, sup_avx512, &gemm_impl_avx512_8x32},
     {"avx2_4x16", CPU_AVX2, 4, 16, sup_avx2, &gemm_impl_avx2_4x16},
     {"scalar_4x16", CPU_SCALAR, 4, 16, sup_scalar, &gemm_impl_scalar_4x16},

@@ -18,7 +18,9 @@
 
 #include "util.h"
 
+#ifndef POOL_SPIN
 #define POOL_SPIN 20000 /* generation polls before a worker sleeps */
+#endif
 #define GATE_CLOSED UINT64_C(1) /* gate: the dynamic job takes no more workers */
 #define GATE_STATIC UINT64_C(2) /* gate: every worker runs the job */
 #define GATE_ONE UINT64_C(4)    /* gate: one entered worker */

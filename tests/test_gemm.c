@@ -269,7 +269,7 @@ static void test_grouped(void) {
       for (int epi = 0; epi < 2; epi++) {
         kn_dtype dt = f8 ? KN_FP8_E5M2 : KN_BF16;
         enum { G = 5 };
-        int64_t n = 64, k = 160, rows[G] = {5, 0, 17, 1, 0}, slots = 20, valid[G] = {0, 20, 3, 7, 0};
+        int64_t n = 128, k = 160, rows[G] = {5, 0, 17, 1, 0}, slots = 20, valid[G] = {0, 20, 3, 7, 0};
         int64_t nout = epi ? n / 2 : n;
         tmat w[G];
         gemm_mat wm[G];
@@ -282,7 +282,7 @@ static void test_grouped(void) {
         gemm_opts o = {.variant = v, .epi = (gemm_epi)epi};
         /* contiguous */
         tmat a = make_mat(dt, 23, k, 1.0f, 0, 0);
-        float *c = calloc(23 * 64, sizeof(float)), *r = calloc(23 * 64, sizeof(float));
+        float *c = calloc(23 * 128, sizeof(float)), *r = calloc(23 * 128, sizeof(float));
         gemm_out co = {KN_FP32, c, nout}, ro = {KN_FP32, r, nout};
         T_CHECK(gemm_grouped_contig(tp, G, rows, &a.m, wp, &co, &o) == 0);
         T_CHECK(gemm_ref_grouped_contig(G, rows, n, k, &a.m, wm, &ro, (gemm_epi)epi) == 0);
@@ -430,20 +430,22 @@ static void test_fp8_decode(void) {
   for (int f = 0; f < 2; f++) {
     kn_dtype fmt = f ? KN_FP8_E5M2 : KN_FP8_E4M3;
     const gemm_fp8_lut *lut = gemm_fp8_lut_of(fmt);
-    fp8_t src[256] __attribute__((aligned(64)));
-    for (int x = 0; x < 256; x++) src[x] = (fp8_t)(x * 167 + 13); /* a permutation of 0..255 */
+    /* 4 quads of one strip (64 bytes each, 64 * GEMM_GROUP apart): all 256 byte values */
+    fp8_t src[4 * 64 * GEMM_GROUP] __attribute__((aligned(64)));
+    memset(src, 0, sizeof src);
+    for (int x = 0; x < 256; x++) src[(x / 64) * 64 * GEMM_GROUP + x % 64] = (fp8_t)(x * 167 + 13); /* a permutation */
     for (int i = 0; i < gemm_variant_count(); i++) {
       const gemm_variant *v = gemm_variant_at(i);
       if (!v->supported()) continue;
-      bf16_t dst[256] __attribute__((aligned(64)));
+      bf16_t dst[8 * GEMM_PS] __attribute__((aligned(64)));
       ((const gemm_impl *)v->impl)->decode(4, src, dst, lut);
       int bad = 0;
       for (int q = 0; q < 4; q++)
         for (int lane = 0; lane < 4; lane++)
           for (int h = 0; h < 2; h++)
             for (int e = 0; e < 8; e++) {
-              fp8_t x = src[64 * q + 16 * lane + 8 * h + e];
-              float want = fp8_to_f32(x, fmt), got = bf16_to_f32(dst[64 * q + 32 * h + 8 * lane + e]);
+              fp8_t x = src[64 * GEMM_GROUP * q + 16 * lane + 8 * h + e];
+              float want = fp8_to_f32(x, fmt), got = bf16_to_f32(dst[(2 * q + h) * GEMM_PS + 8 * lane + e]);
               if (!(isnan(want) ? isnan(got) : kn_f32_bits(want) == kn_f32_bits(got))) bad++;
             }
       T_CHECKF(bad == 0, "%s %s: %d of 256 wrong", v->name, kn_dtype_name(fmt), bad);

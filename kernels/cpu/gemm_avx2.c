@@ -17,7 +17,7 @@ static inline __attribute__((always_inline)) void ukr_avx2(const int mr, int64_t
   for (int64_t p = 0; p < kp; p++) {
     __m256 be[2], bo[2];
     UNROLL for (int h = 0; h < 2; h++) {
-      __m256i w = _mm256_load_si256((const __m256i *)(b + p * 32 + 16 * h));
+      __m256i w = _mm256_load_si256((const __m256i *)(b + p * GEMM_PS + 16 * h));
       be[h] = _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
       bo[h] = _mm256_castsi256_ps(_mm256_and_si256(w, hi_mask));
     }
@@ -53,7 +53,7 @@ UKR(4)
 const gemm_impl gemm_impl_avx2_4x16 = {
     .mr = 4,
     .nv = 1,
-    .ukr = {{ukr_1, ukr_2, ukr_3, ukr_4}},
+    .ukr = {ukr_1, ukr_2, ukr_3, ukr_4},
     .decode = gemm_decode_fp8_c,
     .store = gemm_store_c,
     .pack_a = gemm_pack_a_c,

@@ -26,7 +26,7 @@ static inline __attribute__((always_inline)) void ukr_f32(const int mr, const in
   for (int64_t p = 0; p < kp; p++) {
     __m512 be[GEMM_NV_MAX], bo[GEMM_NV_MAX];
     UNROLL for (int v = 0; v < nv; v++) {
-      __m512i w = _mm512_load_si512((const void *)(b + v * bs + p * 32));
+      __m512i w = _mm512_load_si512((const void *)(b + v * bs + p * GEMM_PS));
       be[v] = _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
       bo[v] = _mm512_castsi512_ps(_mm512_and_si512(w, hi_mask));
     }
@@ -55,7 +55,6 @@ static inline __attribute__((always_inline)) void ukr_f32(const int mr, const in
     ukr_f32(MR, NV, kp, a, as, b, bs, ws, ldws, sr, ss, flags);                                              \
   }
 #define UKR_ROWS(NV) UKR(1, NV) UKR(2, NV) UKR(3, NV) UKR(4, NV) UKR(5, NV) UKR(6, NV) UKR(7, NV) UKR(8, NV)
-UKR_ROWS(1)
 UKR_ROWS(2)
 #define ROW8(NV) ukr_1x##NV, ukr_2x##NV, ukr_3x##NV, ukr_4x##NV, ukr_5x##NV, ukr_6x##NV, ukr_7x##NV, ukr_8x##NV
 
@@ -105,7 +104,7 @@ void gemm_store_avx512(const float *g, const float *u, int64_t n, void *dst, int
 const gemm_impl gemm_impl_avx512_8x32 = {
     .mr = 8,
     .nv = 2,
-    .ukr = {{ROW8(1)}, {ROW8(2)}},
+    .ukr = {ROW8(2)},
     .decode = gemm_decode_fp8_c,
     .store = gemm_store_avx512,
     .pack_a = gemm_pack_a_c,

@@ -6,7 +6,7 @@
  * and the activation pair of each row broadcast from the packed micro-panel; each vdpbf16ps adds
  * two products per lane. 14 x 32 (28 accumulators + 2 weight vectors) keeps 2 FMA pipes busy
  * with the instruction's latency many times over; 6 x 64 halves the packed-activation traffic per
- * FLOP (it streams from L3 for big K); 8 x 48 sits between (M = 16 is two full tiles). Edge tiles
+ * FLOP (it streams from L3 for big K). Edge tiles
  * (fewer rows or strips) are the same code instantiated smaller. The first row tile of each weight
  * block streams the weights from memory and prefetches them GEMM_PF_PAIRS pairs ahead. For short M
  * the FP8 kernels decode in registers (ukr8); otherwise a 128-deep block of FP8 weights is decoded
@@ -29,9 +29,9 @@
 #define BF16_LOOP(PF)                                                                                           \
   for (int64_t p = 0; p < kp; p++) {                                                                            \
     __m512bh bv[GEMM_NV_MAX];                                                                                   \
-    UNROLL for (int v = 0; v < nv; v++) bv[v] = (__m512bh)_mm512_load_si512((const void *)(b + v * bs + p * 32)); \
+    UNROLL for (int v = 0; v < nv; v++) bv[v] = (__m512bh)_mm512_load_si512((const void *)(b + v * bs + p * GEMM_PS)); \
     if (PF) UNROLL for (int v = 0; v < nv; v++)                                                                 \
-      _mm_prefetch((const char *)(b + v * bs + (p + GEMM_PF_PAIRS) * 32), _MM_HINT_T1);                          \
+      _mm_prefetch((const char *)(b + v * bs + (p + GEMM_PF_PAIRS) * GEMM_PS), _MM_HINT_T1);                     \
     const uint32_t *ap = a + p * as;                                                                            \
     UNROLL for (int i = 0; i < mr; i++) {                                                                       \
       __m512bh av = (__m512bh)_mm512_set1_epi32((int)ap[i]);                                                    \
@@ -65,14 +65,9 @@ static inline __attribute__((always_inline)) void ukr_bf16(const int mr, const i
   }
 #define UKR_ROWS6(NV) UKR(1, NV) UKR(2, NV) UKR(3, NV) UKR(4, NV) UKR(5, NV) UKR(6, NV)
 #define UKR_ROWS14(NV) UKR(7, NV) UKR(8, NV) UKR(9, NV) UKR(10, NV) UKR(11, NV) UKR(12, NV) UKR(13, NV) UKR(14, NV)
-UKR_ROWS6(1)
 UKR_ROWS6(2)
-UKR_ROWS6(3)
 UKR_ROWS6(4)
-UKR_ROWS14(1)
 UKR_ROWS14(2)
-UKR(7, 3)
-UKR(8, 3)
 
 #define ROW6(NV) ukr_1x##NV, ukr_2x##NV, ukr_3x##NV, ukr_4x##NV, ukr_5x##NV, ukr_6x##NV
 #define ROW14(NV) ROW6(NV), ukr_7x##NV, ukr_8x##NV, ukr_9x##NV, ukr_10x##NV, ukr_11x##NV, ukr_12x##NV, ukr_13x##NV, ukr_14x##NV
@@ -97,10 +92,10 @@ VBMI static void decode_fp8_vbmi(int64_t quads, const fp8_t *src, bf16_t *dst, c
   for (int64_t q = 0; q < quads; q++) {
     __m512bh p0, p1;
     /* the strip's next 128-deep block follows this one: fetch it while this one is decoded */
-    _mm_prefetch((const char *)(src + 64 * (q + GEMM_PF_PAIRS / 2)), _MM_HINT_T1);
-    dec_quad(_mm512_loadu_si512((const void *)(src + 64 * q)), h0, h1, l0, l1, &p0, &p1);
-    _mm512_store_si512((void *)(dst + 64 * q), (__m512i)p0);
-    _mm512_store_si512((void *)(dst + 64 * q + 32), (__m512i)p1);
+    _mm_prefetch((const char *)(src + 64 * GEMM_GROUP * (q + GEMM_PF_PAIRS / 2)), _MM_HINT_T1);
+    dec_quad(_mm512_load_si512((const void *)(src + 64 * GEMM_GROUP * q)), h0, h1, l0, l1, &p0, &p1);
+    _mm512_store_si512((void *)(dst + 2 * GEMM_PS * q), (__m512i)p0);
+    _mm512_store_si512((void *)(dst + 2 * GEMM_PS * q + GEMM_PS), (__m512i)p1);
   }
 }
 
@@ -130,8 +125,8 @@ VBMI static inline __attribute__((always_inline)) void ukr_fp8(const int mr, con
   for (int64_t q = 0; q < kp / 2; q++) {
     __m512bh p0[GEMM_NV_MAX], p1[GEMM_NV_MAX];
     UNROLL for (int v = 0; v < nv; v++) {
-      _mm_prefetch((const char *)(b + v * bs + 64 * (q + GEMM_PF_PAIRS / 2)), _MM_HINT_T1);
-      dec_quad(_mm512_load_si512((const void *)(b + v * bs + 64 * q)), h0, h1, l0, l1, &p0[v], &p1[v]);
+      _mm_prefetch((const char *)(b + v * bs + 64 * GEMM_GROUP * (q + GEMM_PF_PAIRS / 2)), _MM_HINT_T1);
+      dec_quad(_mm512_load_si512((const void *)(b + v * bs + 64 * GEMM_GROUP * q)), h0, h1, l0, l1, &p0[v], &p1[v]);
     }
     const uint32_t *ap = a + 2 * q * as;
     UNROLL for (int i = 0; i < mr; i++) {
@@ -157,28 +152,15 @@ VBMI static inline __attribute__((always_inline)) void ukr_fp8(const int mr, con
     ukr_fp8(MR, NV, kp, a, as, b, bs, ws, ldws, sr, ss, first, lut);                                           \
   }
 #define UKR8_ROWS(NV) UKR8(1, NV) UKR8(2, NV) UKR8(3, NV) UKR8(4, NV)
-UKR8_ROWS(1)
 UKR8_ROWS(2)
-UKR8_ROWS(3)
 UKR8_ROWS(4)
 #define ROW8F(NV) ukr8_1x##NV, ukr8_2x##NV, ukr8_3x##NV, ukr8_4x##NV
 
 const gemm_impl gemm_impl_avx512bf16_14x32 = {
     .mr = 14,
     .nv = 2,
-    .ukr = {{ROW14(1)}, {ROW14(2)}},
-    .ukr8 = {{ROW8F(1)}, {ROW8F(2)}},
-    .ukr8_ok = vbmi,
-    .decode = decode_fp8_avx512,
-    .store = gemm_store_avx512,
-    .pack_a = gemm_pack_a_c,
-};
-
-const gemm_impl gemm_impl_avx512bf16_8x48 = {
-    .mr = 8,
-    .nv = 3,
-    .ukr = {{ROW6(1), ukr_7x1, ukr_8x1}, {ROW6(2), ukr_7x2, ukr_8x2}, {ROW6(3), ukr_7x3, ukr_8x3}},
-    .ukr8 = {{ROW8F(1)}, {ROW8F(2)}, {ROW8F(3)}},
+    .ukr = {ROW14(2)},
+    .ukr8 = {ROW8F(2)},
     .ukr8_ok = vbmi,
     .decode = decode_fp8_avx512,
     .store = gemm_store_avx512,
@@ -188,8 +170,8 @@ const gemm_impl gemm_impl_avx512bf16_8x48 = {
 const gemm_impl gemm_impl_avx512bf16_6x64 = {
     .mr = 6,
     .nv = 4,
-    .ukr = {{ROW6(1)}, {ROW6(2)}, {ROW6(3)}, {ROW6(4)}},
-    .ukr8 = {{ROW8F(1)}, {ROW8F(2)}, {ROW8F(3)}, {ROW8F(4)}},
+    .ukr = {ROW6(4)},
+    .ukr8 = {ROW8F(4)},
     .ukr8_ok = vbmi,
     .decode = decode_fp8_avx512,
     .store = gemm_store_avx512,

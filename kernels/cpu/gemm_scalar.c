@@ -17,7 +17,7 @@ static inline void ukr_scalar(int mr, int nv, int64_t kp, const uint32_t *a, int
       uint32_t pr = a[p * a_stride + i];
       float a0 = kn_bits_f32(pr << 16), a1 = kn_bits_f32(pr & 0xffff0000u);
       for (int v = 0; v < nv; v++) {
-        const bf16_t *bp = b + v * b_stride + p * 32;
+        const bf16_t *bp = b + v * b_stride + p * GEMM_PS;
         for (int j = 0; j < 16; j++) {
           float t = acc[i][16 * v + j];
           t += a1 * bf16_to_f32(bp[2 * j + 1]); /* odd element first, as vdpbf16ps */
@@ -49,10 +49,10 @@ UKR_DEF(4, 1)
 
 void gemm_decode_fp8_c(int64_t quads, const fp8_t *src, bf16_t *dst, const gemm_fp8_lut *t) {
   const bf16_t *lut = t->bf16;
-  for (int64_t q = 0; q < quads; q++, src += 64, dst += 64)
+  for (int64_t q = 0; q < quads; q++, src += 64 * GEMM_GROUP, dst += 2 * GEMM_PS)
     for (int lane = 0; lane < 4; lane++)
       for (int h = 0; h < 2; h++)
-        for (int i = 0; i < 8; i++) dst[h * 32 + 8 * lane + i] = lut[src[16 * lane + 8 * h + i]];
+        for (int i = 0; i < 8; i++) dst[h * GEMM_PS + 8 * lane + i] = lut[src[16 * lane + 8 * h + i]];
 }
 
 void gemm_pack_a_c(const void *src, int64_t ld, kn_dtype dt, int rows, int mr, int64_t k, int64_t kp, uint32_t *dst,
@@ -88,7 +88,7 @@ void gemm_store_c(const float *g, const float *u, int64_t n, void *dst, int out_
 const gemm_impl gemm_impl_scalar_4x16 = {
     .mr = 4,
     .nv = 1,
-    .ukr = {{ukr_scalar_1x1, ukr_scalar_2x1, ukr_scalar_3x1, ukr_scalar_4x1}},
+    .ukr = {ukr_scalar_1x1, ukr_scalar_2x1, ukr_scalar_3x1, ukr_scalar_4x1},
     .decode = gemm_decode_fp8_c,
     .store = gemm_store_c,
     .pack_a = gemm_pack_a_c,
