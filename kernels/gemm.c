@@ -28,11 +28,14 @@
 #ifndef GEMM_BPF_TILES
 #define GEMM_BPF_TILES 4 /* row tiles per K block from which the next block's weights are prefetched */
 #endif
+#ifndef GEMM_UNITS_PER_THREAD
+#define GEMM_UNITS_PER_THREAD 8 /* phase-2 units per thread (dynamic balance vs stream length) */
+#endif
 #ifndef GEMM_USE_PF
 #define GEMM_USE_PF 1 /* the first row tile of a cold weight block prefetches ahead */
 #endif
-#ifndef GEMM_ONE_TILE_FULLK
-#define GEMM_ONE_TILE_FULLK 1
+#ifndef GEMM_FULLK_BYTES
+#define GEMM_FULLK_BYTES (384 << 10) /* weights of a panel over the whole K that L2 keeps for all row tiles */
 #endif
 #ifndef GEMM_MC
 #define GEMM_MC 336 /* rows per activation block (a multiple of every MR: 14, 8, 6, 4) */
@@ -265,8 +268,10 @@ static void block_compute(const gemm_call *cl, const gemm_job *jb, int64_t r0, i
   if (w->dtype == KN_BF16) {
     const bf16_t *wb = (const bf16_t *)w->data + (s0 / GEMM_GROUP) * kp * GEMM_PS + (s0 % GEMM_GROUP) * 32;
     int64_t tiles = cdiv(mc, mr);
-    /* One row tile reuses nothing from L1: run the whole K in registers. */
-    int64_t kc = tiles == 1 && GEMM_ONE_TILE_FULLK ? kp : GEMM_KC_PAIRS;
+    /* One row tile reuses nothing: run the whole K in registers. Several tiles run the whole K too
+     * when the panel's weights fit in L2 (no FP32 round trips through the tile buffer); otherwise K
+     * goes in 128-deep blocks that stay in L1 while the tiles pass. */
+    int64_t kc = tiles == 1 || kp * nv * 64 <= GEMM_FULLK_BYTES ? kp : GEMM_KC_PAIRS;
     for (int64_t p0 = 0; p0 < kp; p0 += kc) {
       int64_t np = min64(kc, kp - p0);
       /* The next K block's weights (nv strips x np2 lines) are prefetched into L2 a share per tile,
@@ -373,7 +378,7 @@ static void compute_worker(void *arg, int tid, int nthreads) {
 static void make_units(gemm_call *cl, int nthreads) {
   int64_t blocks = 0;
   for (int j = 0; j < cl->njobs; j++) blocks += cdiv(cl->jobs[j].m, cl->jobs[j].mc) * cl->jobs[j].panels;
-  int64_t per = blocks / (8 * (int64_t)nthreads);
+  int64_t per = blocks / (GEMM_UNITS_PER_THREAD * (int64_t)nthreads);
   if (per < 1) per = 1;
   int64_t n = 0;
   for (int j = 0; j < cl->njobs; j++) n += cdiv(cl->jobs[j].m, cl->jobs[j].mc) * cdiv(cl->jobs[j].panels, per);

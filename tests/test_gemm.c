@@ -151,7 +151,7 @@ typedef struct shape {
 
 static const shape shapes[] = {
     {1, 16, 128}, {4, 64, 256}, {13, 50, 130}, {3, 33, 7}, {29, 100, 257}, {1, 7168 / 32, 256},
-    {200, 48, 64}, {17, 160, 1000}, {2, 17, 1}, {15, 32, 384}, {701, 40, 96},
+    {200, 48, 64}, {17, 160, 1000}, {2, 17, 1}, {15, 32, 384}, {701, 40, 96}, {20, 64, 6400},
 };
 
 static void run_case(const gemm_variant *v, pool *tp, kn_dtype dt, kn_dtype ct, shape sh, gemm_epi epi, int promo_k,
@@ -196,6 +196,7 @@ static void test_fp8_shapes(void) {
     const gemm_variant *v = gemm_variant_at(i);
     if (!v->supported()) continue;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+      if (shapes[s].k > 2048) continue; /* FP8 blocks K by 128 whatever K is: long K adds nothing */
       run_case(v, NULL, KN_FP8_E4M3, KN_FP32, shapes[s], GEMM_EPI_NONE, 0, 3.0f, 0.05f);
       run_case(v, NULL, KN_FP8_E5M2, KN_BF16, shapes[s], GEMM_EPI_NONE, 0, 3.0f, 0.05f);
     }

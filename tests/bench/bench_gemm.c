@@ -34,8 +34,10 @@ static int reps_small = 15, reps_big = 5;
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: bench_gemm [--quick] [--reps N] [--help]\n"
+          "usage: bench_gemm [--quick] [--m M] [--threads T] [--reps N] [--help]\n"
           "  --quick    M in {4, 128} and 1 thread only (a smoke run)\n"
+          "  --m M      only this M (any positive number)\n"
+          "  --threads T  only this thread count (1 or 2)\n"
           "  --reps N   timed repetitions per point (default 15 for M <= 128, 5 above)\n"
           "  --help     this text\n");
 }
@@ -251,13 +253,18 @@ static void quantize(const float *x, int64_t rows, int64_t cols, int64_t br, fp8
 }
 
 int main(int argc, char **argv) {
-  int quick = 0;
+  int quick = 0, only_t = 0;
+  int64_t only_m = 0;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       usage(stdout);
       return 0;
     } else if (strcmp(argv[i], "--quick") == 0) {
       quick = 1;
+    } else if (strcmp(argv[i], "--m") == 0 && i + 1 < argc && atoll(argv[i + 1]) > 0) {
+      only_m = atoll(argv[++i]);
+    } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc && (atoi(argv[i + 1]) == 1 || atoi(argv[i + 1]) == 2)) {
+      only_t = atoi(argv[++i]);
     } else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
       reps_small = reps_big = atoi(argv[++i]);
       if (reps_small < 1) {
@@ -306,7 +313,12 @@ int main(int argc, char **argv) {
   static const int64_t kn[2][2] = {{7168, 4096}, {2048, 7168}};
   static const int64_t ms_full[] = {4, 16, 128, 2048}, ms_quick[] = {4, 128};
   const int64_t *ms = quick ? ms_quick : ms_full;
-  int nms = quick ? 2 : 4, maxt = quick ? 1 : (cores < 2 ? cores : 2);
+  int nms = quick ? 2 : 4, maxt = quick ? 1 : (cores < 2 ? cores : 2), mint = 1;
+  if (only_m) {
+    ms = &only_m;
+    nms = 1;
+  }
+  if (only_t) mint = maxt = only_t;
   for (int s = 0; s < 2; s++) {
     int64_t k = kn[s][0], n = kn[s][1], mmax = ms[nms - 1];
     /* inputs shared by every point of this shape */
@@ -326,7 +338,7 @@ int main(int argc, char **argv) {
     gemm_mat abm = {KN_BF16, ab, k, NULL, 0}, a8m = {KN_FP8_E4M3, a8, k, as, k / 128};
     gemm_packed *pb = gemm_pack(&wbm, n, k), *p8 = gemm_pack(&w8m, n, k);
     bf16_t *c = util_xcalloc((size_t)(mmax * n), 2);
-    for (int t = 1; t <= maxt; t++) {
+    for (int t = mint; t <= maxt; t++) {
       pool *tp = pool_create(t, 1);
       set_omp_threads(t);
       for (int mi = 0; mi < nms; mi++) {
