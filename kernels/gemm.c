@@ -589,11 +589,12 @@ static pthread_mutex_t best_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static int m_class(int64_t m) { return m <= 8 ? 0 : m <= 64 ? 1 : m <= 256 ? 2 : 3; }
 
-/* Seconds of the fastest of 3 runs of variant v on the probe shape. */
+/* Seconds of the fastest of 5 runs of variant v on the probe shape (the fastest: other programs on
+ * the machine only ever slow a run down). */
 static double probe_time(const gemm_variant *v, int64_t m, const gemm_mat *a, const gemm_packed *w, gemm_out *c) {
   gemm_opts o = {.variant = v};
   double best = 1e30;
-  for (int r = 0; r < 3; r++) {
+  for (int r = 0; r < 5; r++) {
     uint64_t t0 = util_now_ns();
     if (gemm_run(NULL, m, a, w, c, &o) != 0) return 1e30;
     double s = (double)(util_now_ns() - t0) * 1e-9;
@@ -621,8 +622,9 @@ const gemm_variant *gemm_variant_best(kn_dtype wtype, int64_t m) {
       best = &variants[i];
     }
   if (candidates > 1) {
-    /* Time each candidate on a probe shape with deterministic inputs. */
-    const int64_t n = 512, k = 1024, pm = best_probe_m[mc];
+    /* Time each candidate on a probe shape with deterministic inputs: K as long as the V3 expert
+     * shapes' (a 64-column panel of weights does not fit L2, so K blocking is exercised). */
+    const int64_t n = 512, k = 6144, pm = best_probe_m[mc];
     size_t esz = f ? 1 : 2;
     unsigned char *wd = util_xmalloc((size_t)(n * k) * esz), *ad = util_xmalloc((size_t)(pm * k) * esz);
     float *ws = util_xmalloc((size_t)(cdiv(n, GEMM_BLOCK) * cdiv(k, GEMM_BLOCK)) * sizeof(float));

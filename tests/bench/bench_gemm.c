@@ -13,8 +13,9 @@
  * as they do for experts in a real layer. moesim's paths are validated against kernels/ref on a
  * corner of the output before they are timed; a failing path is reported and not timed.
  *
- * oneDNN runs on OpenMP: the program re-executes itself once with OMP_PROC_BIND=close and
- * OMP_PLACES=cores so that its threads are pinned like moesim's pool. */
+ * oneDNN runs on OpenMP: the program re-executes itself once with OMP_PROC_BIND=close,
+ * OMP_PLACES=cores and GOMP_SPINCOUNT=20000 so that its threads are pinned like moesim's pool and
+ * spin as briefly as the pool's before sleeping (unless those variables are already set). */
 #include <dlfcn.h>
 #include <dnnl.h>
 #include <immintrin.h>
@@ -279,6 +280,10 @@ int main(int argc, char **argv) {
   if (!getenv("OMP_PROC_BIND")) {
     setenv("OMP_PROC_BIND", "close", 1);
     setenv("OMP_PLACES", "cores", 1);
+    /* OpenMP workers spin as long as moesim's pool workers do (POOL_SPIN polls) before sleeping:
+     * with libgomp's default (300000) a worker still spinning from oneDNN's run would share a core
+     * with moesim's next run in the interleaved rounds (and the other way round, far less). */
+    if (!getenv("GOMP_SPINCOUNT")) setenv("GOMP_SPINCOUNT", "20000", 1);
     execv("/proc/self/exe", argv);
     /* fall through unpinned if re-execution is impossible */
   }
