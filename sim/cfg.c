@@ -619,8 +619,16 @@ static const cfg_node *empty_map(cfg_ctx *ctx, const cfg_node *near) {
   return m;
 }
 
-static int bind_include(cfg_ctx *ctx, const cfg_key *k, const cfg_node *n, void *field, const char *path) {
-  if (n->kind != CFG_SCALAR) return cfg_bind(ctx, n, k->sub, field, path);
+static void keep_node(const cfg_key *k, void *base, const cfg_node *n) {
+  if (k->flags & CFG_KEEP_NODE) *(const cfg_node **)((char *)base + k->node_offset) = n;
+}
+
+static int bind_include(cfg_ctx *ctx, const cfg_key *k, const cfg_node *n, void *base, const char *path) {
+  void *field = (char *)base + k->offset;
+  if (n->kind != CFG_SCALAR) {
+    keep_node(k, base, n);
+    return cfg_bind(ctx, n, k->sub, field, path);
+  }
   if (need_scalar(ctx, n, "a mapping or the path of a YAML file")) return -1;
   char *file = util_path_join(n->file ? n->file->dir : ".", n->scalar);
   char *real = realpath(file, NULL);
@@ -653,6 +661,7 @@ static int bind_include(cfg_ctx *ctx, const cfg_key *k, const cfg_node *n, void 
   ctx->inc_stack = util_xrealloc(ctx->inc_stack, (size_t)(ctx->inc_depth + 1) * sizeof *ctx->inc_stack);
   ctx->inc_stack[ctx->inc_depth++] = cfg_strdup(ctx, real);
   free(real);
+  keep_node(k, base, root);
   int rc = cfg_bind(ctx, root, k->sub, field, path);
   ctx->inc_depth--;
   return rc;
@@ -702,9 +711,10 @@ static int bind_value(cfg_ctx *ctx, const cfg_key *k, const cfg_node *n, void *b
   void *field = (char *)base + k->offset;
   switch (k->type) {
   case CFG_STRUCT:
+    keep_node(k, base, n);
     return cfg_bind(ctx, n, k->sub, field, path);
   case CFG_INCLUDE:
-    return bind_include(ctx, k, n, field, path);
+    return bind_include(ctx, k, n, base, path);
   case CFG_LIST:
     return bind_list(ctx, k, n, base, path);
   case CFG_NODE:

@@ -53,6 +53,9 @@ typedef enum cfg_type {
 #define CFG_POSITIVE 0x2u /* numeric value > 0 */
 #define CFG_NONNEG 0x4u   /* numeric value >= 0 */
 #define CFG_RANGE 0x8u    /* numeric value within [min, max] */
+#define CFG_KEEP_NODE 0x10u /* CFG_STRUCT/CFG_INCLUDE: also store the bound mapping's node
+                               (const cfg_node *, the included file's root for an include) at
+                               .node_offset, for resolvers that report errors at positions */
 
 struct cfg_key {
   const char *name;             /* key as written in YAML */
@@ -66,6 +69,7 @@ struct cfg_key {
   size_t elem_size;             /* CFG_LIST of CFG_STRUCT: sizeof the element */
   size_t count_offset;          /* CFG_LIST: offsetof the size_t element count */
   void (*elem_init)(void *elem);/* CFG_LIST of CFG_STRUCT: fills an element's defaults (or NULL) */
+  size_t node_offset;           /* CFG_KEEP_NODE: offsetof the const cfg_node * field */
   int (*custom)(cfg_ctx *ctx, const cfg_node *node, void *field, const cfg_key *key);
   const char *doc;              /* one line: meaning and unit, for --help and error messages */
 };
