@@ -217,29 +217,32 @@ double eplb_imbalance(const eplb_plan *p, int layer, const double *weight) {
   return sum > 0 ? mx / (sum / p->gpus) : 1.0;
 }
 
-void eplb_gate_loads(int n_experts, int n_groups, int topk_groups, int topk, double zipf_s, uint64_t seed,
-                     int layers, int64_t t0, int64_t tokens, double *weight) {
+void eplb_gate_route(int n_experts, int n_groups, int topk_groups, int topk, double zipf_s, uint64_t seed, int layer,
+                     int64_t t0, int64_t tokens, int32_t *idx) {
   moe_gate_cfg g = moe_gate_v3();
   g.n_experts = n_experts, g.n_groups = n_groups, g.topk_groups = topk_groups, g.topk = topk;
   enum { CHUNK = 1024 };
   float *scores = util_xmalloc((size_t)CHUNK * n_experts * sizeof *scores);
   float *w = util_xmalloc((size_t)CHUNK * topk * sizeof *w);
-  int32_t *idx = util_xmalloc((size_t)CHUNK * topk * sizeof *idx);
-  int64_t *load = util_xmalloc((size_t)n_experts * sizeof *load);
-  for (int l = 0; l < layers; l++) {
-    moe_synth syn = {.seed = seed + 0x9e3779b97f4a7c15ull * (uint64_t)(l + 1), .zipf_s = zipf_s, .noise = 1.0};
-    double *out = weight + (size_t)l * n_experts;
-    memset(out, 0, (size_t)n_experts * sizeof *out);
-    for (int64_t t = 0; t < tokens; t += CHUNK) {
-      int64_t n = tokens - t < CHUNK ? tokens - t : CHUNK;
-      moe_synth_scores(&syn, n_experts, t0 + t, n, scores);
-      moe_gate_select(&g, scores, NULL, n, idx, w);
-      moe_gate_load(idx, n, topk, n_experts, load);
-      for (int e = 0; e < n_experts; e++) out[e] += (double)load[e];
-    }
+  moe_synth syn = {.seed = seed + 0x9e3779b97f4a7c15ull * (uint64_t)(layer + 1), .zipf_s = zipf_s, .noise = 1.0};
+  for (int64_t t = 0; t < tokens; t += CHUNK) {
+    int64_t n = tokens - t < CHUNK ? tokens - t : CHUNK;
+    moe_synth_scores(&syn, n_experts, t0 + t, n, scores);
+    moe_gate_select(&g, scores, NULL, n, idx + t * topk, w);
   }
   free(scores);
   free(w);
+}
+
+void eplb_gate_loads(int n_experts, int n_groups, int topk_groups, int topk, double zipf_s, uint64_t seed,
+                     int layers, int64_t t0, int64_t tokens, double *weight) {
+  int32_t *idx = util_xmalloc((size_t)tokens * topk * sizeof *idx);
+  int64_t *load = util_xmalloc((size_t)n_experts * sizeof *load);
+  for (int l = 0; l < layers; l++) {
+    eplb_gate_route(n_experts, n_groups, topk_groups, topk, zipf_s, seed, l, t0, tokens, idx);
+    moe_gate_load(idx, tokens, topk, n_experts, load);
+    for (int e = 0; e < n_experts; e++) weight[(size_t)l * n_experts + e] = (double)load[e];
+  }
   free(idx);
   free(load);
 }

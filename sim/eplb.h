@@ -90,5 +90,9 @@ static inline int eplb_slot_of(const eplb_plan *p, int layer, int e, uint64_t nt
  * popularity ranking (seed + l), as different layers have different hot experts. */
 void eplb_gate_loads(int n_experts, int n_groups, int topk_groups, int topk, double zipf_s, uint64_t seed,
                      int layers, int64_t t0, int64_t tokens, double *weight);
+/* The routing behind eplb_gate_loads for one layer: idx[tokens][topk] expert ids of tokens
+ * t0 .. t0 + tokens - 1 of layer `layer`'s synthetic stream. */
+void eplb_gate_route(int n_experts, int n_groups, int topk_groups, int topk, double zipf_s, uint64_t seed, int layer,
+                     int64_t t0, int64_t tokens, int32_t *idx);
 
 #endif
