@@ -50,6 +50,7 @@ struct cfg_node {
 typedef struct cfg_ovr {
   char *path;            /* dotted path */
   const cfg_node *value; /* parsed YAML value */
+  const cfg_node *at;    /* where to point an "unknown key" error (NULL: the value's origin) */
   int used;              /* matched a key while binding */
 } cfg_ovr;
 
@@ -547,8 +548,34 @@ int cfg_override(cfg_ctx *ctx, const char *assignment, const char *origin) {
       ctx->ovr[i].value = v;
       return 0;
     }
-  ctx->ovr[ctx->n_ovr++] = (cfg_ovr){path, v, 0};
+  ctx->ovr[ctx->n_ovr++] = (cfg_ovr){path, v, NULL, 0};
   return 0;
+}
+
+int cfg_override_node(cfg_ctx *ctx, const char *path, const cfg_node *value, const cfg_node *at) {
+  for (size_t i = 0; i < ctx->n_ovr; i++)
+    if (strcmp(ctx->ovr[i].path, path) == 0) {
+      ctx->ovr[i].value = value;
+      ctx->ovr[i].at = at;
+      return 0;
+    }
+  if (ctx->n_ovr == ctx->cap_ovr) {
+    ctx->cap_ovr = ctx->cap_ovr ? 2 * ctx->cap_ovr : 8;
+    ctx->ovr = util_xrealloc(ctx->ovr, ctx->cap_ovr * sizeof *ctx->ovr);
+  }
+  ctx->ovr[ctx->n_ovr++] = (cfg_ovr){cfg_strdup(ctx, path), value, at, 0};
+  return 0;
+}
+
+void cfg_each_file(const cfg_ctx *ctx, void (*fn)(void *arg, const char *real_path, const char *text), void *arg) {
+  size_t n = 0;
+  for (const cfg_file *f = ctx->files; f; f = f->next) n += f->real != NULL;
+  const cfg_file **v = util_xmalloc((n ? n : 1) * sizeof *v);
+  size_t i = n;
+  for (const cfg_file *f = ctx->files; f; f = f->next)
+    if (f->real) v[--i] = f; /* the list is newest first */
+  for (i = 0; i < n; i++) fn(arg, v[i]->real, v[i]->text);
+  free(v);
 }
 
 static const cfg_node *find_override(cfg_ctx *ctx, const char *path) {
@@ -587,6 +614,10 @@ int cfg_overrides_check_used(cfg_ctx *ctx) {
     for (size_t j = 0; j < ctx->n_seen; j++) {
       int d = util_edit_distance(ctx->seen[j], o->path);
       if (d < best_d) best_d = d, best = ctx->seen[j];
+    }
+    if (o->at) {
+      if (best && best_d <= 3) return cfg_error(ctx, o->at, "unknown key '%s' (did you mean '%s'?)", o->path, best);
+      return cfg_error(ctx, o->at, "unknown key '%s'", o->path);
     }
     const cfg_file *f = o->value->file;
     fprintf(stderr, "%s:1:1: error: unknown key '%s'", f ? f->path : "--set", o->path);

@@ -211,6 +211,7 @@ static void on_combine_done(net *n, void *p, coll_ep_result *r) {
   s->layer_end = r->end;
   s->combine_rdma_gbs = coll_ep_rdma_gbyte_s(r);
   coll_ep_result_free(r);
+  free(r); /* the callback owns the result struct too */
 }
 
 static void start_combine(net *n, void *p) {
@@ -231,6 +232,7 @@ static void on_dispatch_done(net *n, void *p, coll_ep_result *r) {
   s->dispatch_rdma_gbs = coll_ep_rdma_gbyte_s(r);
   s->dispatch_nvl_gbs = coll_ep_nvl_gbyte_s(r);
   coll_ep_result_free(r);
+  free(r); /* the callback owns the result struct too */
   s->experts_end = last;
   net_schedule(n, last - net_now(n), start_combine, s);
 }
