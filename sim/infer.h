@@ -125,9 +125,6 @@ typedef struct infer_spec {
   infer_traffic traffic;         /* the requests */
   infer_routing routing;         /* routing statistics */
   int cost;                      /* infer_cost_model */
-  double *curve;                 /* latency-vs-throughput points: decode sequences per GPU, prefill
-                                    load (fraction of the saturated rate) */
-  size_t n_curve;
 } infer_spec;
 
 extern const cfg_key infer_prefill_keys[], infer_decode_keys[];

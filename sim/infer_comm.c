@@ -52,7 +52,7 @@ static void hop_add(hops *b, uint32_t res, double w) {
 }
 
 int ia_low_latency(topo *t, const int *gpus, int G, const double *copies, double msg_bytes, int combine, int nvlink,
-                   double msg_overhead_ns, uint64_t seed, ia_result *out) {
+                   double wqe_ns, double atomics_per_peer, uint64_t seed, ia_result *out) {
   memset(out, 0, sizeof *out);
   des_sim *sim = des_new();
   net *n = net_new(sim, t, &(net_opts){.seed = seed});
@@ -61,9 +61,8 @@ int ia_low_latency(topo *t, const int *gpus, int G, const double *copies, double
   x.touch = util_xcalloc((size_t)G * G, 1);
   x.src = util_xcalloc((size_t)G, sizeof *x.src);
   double *nic = util_xcalloc((size_t)G, sizeof *nic), *nvl = util_xcalloc((size_t)G, sizeof *nvl);
-  double factor = 1;
-  if (t->uplinks_per_gpu > 0 && msg_bytes > 0)
-    factor += msg_overhead_ns * 1e3 * (t->l[t->up[0]].gbyte_s * 1e-3) / msg_bytes;
+  /* NIC time per work request, as bytes of the uplink's capacity (ns x GB/s = bytes). */
+  double wqe_bytes = t->uplinks_per_gpu > 0 ? wqe_ns * t->l[t->up[0]].gbyte_s : 0;
   net_hop route[2 * TOPO_MAX_HOPS + 2];
   int rc = 0;
   for (int s = 0; s < G && rc == 0; s++) {
@@ -79,7 +78,7 @@ int ia_low_latency(topo *t, const int *gpus, int G, const double *copies, double
     for (int b = 0; b < G && rc == 0; b++) {
       double c = combine ? copies[(size_t)b * G + s] : copies[(size_t)s * G + b];
       if (b == s || c <= 0) continue;
-      double w = c * msg_bytes / P;
+      double w = c * msg_bytes / P, w_nic = (c * (msg_bytes + wqe_bytes) + atomics_per_peer * wqe_bytes) / P;
       int relay, same = topo_same_domain(t, gpus[s], gpus[b]);
       net_send_opts o = {.path = same && nvlink ? NET_PATH_AUTO : NET_PATH_DIRECT, .key = (uint64_t)s * 65599u + (uint64_t)b};
       int k = net_route(n, gpus[s], gpus[b], &o, route, &relay);
@@ -93,7 +92,7 @@ int ia_low_latency(topo *t, const int *gpus, int G, const double *copies, double
       for (int j = 0; j < k; j++) {
         const topo_link *lk = &t->l[route[j].res];
         int up = lk->src < (uint32_t)t->n_gpus;
-        hop_add(&hb, route[j].res, up && lk->kind == TOPO_L_NIC ? w * factor : w);
+        hop_add(&hb, route[j].res, up && lk->kind == TOPO_L_NIC ? w_nic : w);
         l += lk->latency;
         if (up) *(lk->kind == TOPO_L_NIC ? &nic[s] : &nvl[s]) += c * msg_bytes;
       }
@@ -104,7 +103,7 @@ int ia_low_latency(topo *t, const int *gpus, int G, const double *copies, double
     if (rc == 0) net_flow(n, (uint64_t)(P + 0.5), hb.h, hb.n, lat, ll_done, &x.src[s]);
     free(hb.h);
   }
-  for (int s = 0; s < G; s++) out->copies += combine ? copies[(size_t)s * G + s] : copies[(size_t)s * G + s];
+  for (int s = 0; s < G; s++) out->copies += copies[(size_t)s * G + s];
   if (rc == 0) des_run(sim);
   double sum = 0;
   for (int b = 0; b < G; b++) {
@@ -190,8 +189,9 @@ int ia_route_pass(infer_setup *s, int p, const double *tok, uint64_t salt, ia_mo
   if (s->ll) {
     double h = s->m->hidden;
     double disp_bytes = h + h / 128 * 4 + 16, comb_bytes = 2 * h; /* DeepEP's low-latency messages */
-    rc = ia_low_latency(s->t, s->gpus, G, copies, disp_bytes, 0, d->ll_nvlink, s->msg_overhead_ns, 1, &rd);
-    if (rc == 0) rc = ia_low_latency(s->t, s->gpus, G, copies, comb_bytes, 1, d->ll_nvlink, s->msg_overhead_ns, 1, &rcb);
+    double wqe = s->msg_overhead_ns / 2; /* see ia_low_latency */
+    rc = ia_low_latency(s->t, s->gpus, G, copies, disp_bytes, 0, d->ll_nvlink, wqe, s->per_gpu, 1, &rd);
+    if (rc == 0) rc = ia_low_latency(s->t, s->gpus, G, copies, comb_bytes, 1, d->ll_nvlink, wqe, s->per_gpu, 1, &rcb);
   } else {
     rc = ia_normal(s->t, s->gpus, er, s->m->hidden, d->comm_sms, 0, 1, &rd);
     if (rc == 0) rc = ia_normal(s->t, s->gpus, er, s->m->hidden, d->comm_sms, 1, 1, &rcb);

@@ -50,21 +50,28 @@ int infer_decode_point(infer_setup *s, double seqs_req, infer_out *o) {
   /* Contexts per group, micro-batch by micro-batch (sequence j in micro-batch j % M). */
   infer_attn_work *work = util_xcalloc((size_t)groups * M, sizeof *work), *mwork = util_xcalloc((size_t)groups * M, sizeof *mwork);
   double kv_max_used = 0;
+  double cap = s->kv_cap_tokens * tp; /* a group's cache, tokens */
+  int drawn = 0;
   for (int g = 0; g < groups; g++) {
     uint64_t rng = sp->traffic.seed * 0x9e3779b97f4a7c15ull + (uint64_t)g * 0x632be59bd9b4e019ull + 3;
     double used = 0;
     for (int j = 0; j < per_group; j++) {
       double c = draw_ctx(s, &rng);
+      if (used + c + q > cap) {
+        o->kv_limited = 1; /* this group's cache is full: it runs fewer sequences */
+        break;
+      }
       infer_attn_work *w = &work[g * M + j % M], *mw = &mwork[g * M + j % M];
       w->seqs += 1, w->q_tokens += q, w->pairs += q * c + q * (q + 1) / 2.0, w->kv_tokens += c + q;
       mw->seqs += 1, mw->q_tokens += depth, mw->pairs += depth * (c + 1), mw->kv_tokens += depth * (c + 1);
       used += c + q;
+      drawn++;
     }
     if (used > kv_max_used) kv_max_used = used;
   }
-  o->kv_used_frac = kv_max_used / tp / s->kv_cap_tokens;
+  o->kv_used_frac = kv_max_used / cap;
   o->ctx_per_output_token = s->ctx_per_out;
-  o->seqs_per_gpu = (double)per_group / tp;
+  o->seqs_per_gpu = (double)drawn / G;
 
   /* MoE: tokens per GPU (a group's tokens split by sequence parallelism), routed per pattern. */
   int P = m->moe.routed_experts ? s->P : 0, with_mtp = depth > 0;

@@ -69,7 +69,7 @@ typedef struct is_task {
 typedef struct isched {
   int G, M, n, cap;      /* GPUs, micro-batches, tasks per micro-batch, allocated */
   is_task *task;         /* [n] */
-  sim_ps *dur;           /* [M][n][G] compute durations; communication uses [m][i][0] */
+  sim_ps *dur;           /* [M][cap][G] compute durations; communication uses [m][i][0] */
   double stretch;        /* compute slow-down factor while overlap runs (>= 1) */
   /* results of isched_run */
   sim_ps makespan;       /* end of the last task */
@@ -87,7 +87,7 @@ void isched_free(isched *s);
 /* Appends a task (preds are indices of earlier tasks or -1); returns its index. Its durations
  * start at 0; set them with isched_dur. */
 int isched_add(isched *s, is_kind kind, is_part part, int layer, int pred0, int pred1);
-static inline sim_ps *isched_dur(isched *s, int mb, int task) { return &s->dur[((size_t)mb * s->n + task) * s->G]; }
+static inline sim_ps *isched_dur(isched *s, int mb, int task) { return &s->dur[((size_t)mb * s->cap + task) * s->G]; }
 /* Runs the schedule from time 0. Returns 0. */
 int isched_run(isched *s);
 /* Chrome trace JSON of the last run. */
@@ -131,10 +131,11 @@ typedef struct ia_result {
  * from the token's GPU to the expert's (dispatch), back again for combine. copies[a * G + b] =
  * selections from rank a to rank b; rank i is GPU gpus[i]. A rank's kernel ends when its sends
  * and the sends to it are delivered. nvlink: peers in one NVLink domain over NVLink (else RDMA
- * for all, loopback through the fabric). msg_overhead_ns: NIC time per message beyond its bytes.
- * Runs alone on a fresh network. Returns 0 or -1 (no route). */
+ * for all, loopback through the fabric). wqe_ns: NIC time per work request beyond its bytes;
+ * every message is one, and each rank posts atomics_per_peer more to every peer it reaches over
+ * RDMA (the per-expert counts). Runs alone on a fresh network. Returns 0 or -1 (no route). */
 int ia_low_latency(topo *t, const int *gpus, int G, const double *copies, double msg_bytes, int combine, int nvlink,
-                   double msg_overhead_ns, uint64_t seed, ia_result *out);
+                   double wqe_ns, double atomics_per_peer, uint64_t seed, ia_result *out);
 
 /* DeepEP's normal kernels (coll_ep: intranode or two-hop with NVLink forwarding) for a routing
  * whose "experts" are physical slots; `sms` per rank. */

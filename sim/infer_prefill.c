@@ -39,7 +39,8 @@ typedef struct pf {
   int n;
   int **q;             /* [groups] queue of request ids */
   int *qh, *qt;        /* head, tail */
-  double *backlog;     /* [groups] outstanding tokens */
+  double *backlog;     /* [groups] outstanding work, s (estimated) */
+  double t_tok, t_pair;/* estimated compute per new token and per attention pair, s */
   istep_map map;
   isched *sc;
   double *share_gpu;   /* [P][G] expected rows per routed token on each GPU */
@@ -97,6 +98,16 @@ static void pf_setup(pf *x, infer_setup *s) {
         x->active_gpu[(size_t)p * G + sl / s->per_gpu] += sh > 0;
       }
   }
+  /* Per-token and per-pair compute of one layer, from the cost model. */
+  infer_attn_work w0 = {.q_tokens = 1024, .kv_tokens = 1024, .seqs = 1}, w1 = w0;
+  w1.pairs = 1024.0 * 1024;
+  ic_time t0 = {0}, t1 = {0}, te = {0};
+  for (int st = 0; st < 2; st++) {
+    ic_attention(&s->hw, s->m, INFER_PREFILL, d->kv_fmt, s->tp, &w0, st, &t0);
+    ic_attention(&s->hw, s->m, INFER_PREFILL, d->kv_fmt, s->tp, &w1, st, &t1);
+  }
+  if (s->m->moe.routed_experts) ic_experts(&s->hw, s->m, 1024.0 * s->topk, s->per_gpu, &te);
+  x->t_tok = (t0.s + te.s) / 1024, x->t_pair = (t1.s - t0.s) / w1.pairs;
   x->w = util_xcalloc((size_t)x->groups * x->M, sizeof *x->w);
   x->mb_tok = util_xcalloc((size_t)x->groups * x->M, sizeof *x->mb_tok);
   x->finishing = util_xcalloc((size_t)x->groups, sizeof *x->finishing);
@@ -131,13 +142,18 @@ static void pf_unload(pf *x) {
   free(x->q), free(x->qh), free(x->qt), free(x->backlog), free(x->r), free(x->touched);
 }
 
+/* Estimated compute of c new tokens after a prefix of p. */
+static double pf_work(const pf *x, double c, double p) { return c * x->t_tok + (c * p + c * (c + 1) / 2) * x->t_pair; }
+
+/* A new request goes to the group with the least estimated work queued (DeepSeek's prefill load
+ * balancer evens out both core attention and tokens per GPU). */
 static void pf_admit(pf *x, int i) {
   int best = 0;
   for (int g = 1; g < x->groups; g++)
     if (x->backlog[g] < x->backlog[best]) best = g;
   x->r[i].group = best;
   x->q[best][x->qt[best]++] = i;
-  x->backlog[best] += x->r[i].rem;
+  x->backlog[best] += pf_work(x, x->r[i].rem, x->r[i].done);
 }
 
 /* One pass starting at t (every queued request has arrived). Returns its duration (s) and the
@@ -165,8 +181,8 @@ static double pf_pass(pf *x, double t, double *computed, int *full) {
       infer_attn_work *w = &x->w[g * M + mb];
       w->q_tokens += c, w->seqs += 1, w->pairs += c * r->done + c * (c + 1) / 2, w->kv_tokens += r->done + c;
       x->mb_tok[g * M + mb] += c;
+      x->backlog[g] -= pf_work(x, c, r->done);
       r->rem -= c, r->done += c, budget -= c;
-      x->backlog[g] -= c;
       *computed += c;
       if (r->rem <= 0) x->finishing[g] += 1, x->touched[nfin++] = x->q[g][k];
     }
@@ -177,7 +193,7 @@ static double pf_pass(pf *x, double t, double *computed, int *full) {
   isched *sc = x->sc;
   const istep_map *map = &x->map;
   const infer_deploy *d = s->d;
-  double fl_max = 0, me_max = 0;
+  double fl_sum = 0, me_sum = 0;
   double *tok_gpu = util_xmalloc((size_t)M * sizeof *tok_gpu);
   for (int mb = 0; mb < M; mb++) {
     double tot = 0, mx = 0;
@@ -186,6 +202,7 @@ static double pf_pass(pf *x, double t, double *computed, int *full) {
     for (int l = 0; l < map->n_layers; l++) {
       int moe = istep_is_moe(s, map, l);
       int p = moe ? (l - m->dense_layers) % s->P : 0;
+      double fl_max = 0, me_max = 0;
       for (int gpu = 0; gpu < G; gpu++) {
         const infer_attn_work *w = &x->w[(gpu / tp) * M + mb];
         double Ts = w->q_tokens / tp;
@@ -225,6 +242,7 @@ static double pf_pass(pf *x, double t, double *computed, int *full) {
         double me = a0.mem_s + a1.mem_s + f.mem_s + sh.mem_s + ex.mem_s + hd.mem_s;
         if (gpu == 0 || fl + me > fl_max + me_max) fl_max = fl, me_max = me;
       }
+      fl_sum += fl_max, me_sum += me_max;
       if (moe) {
         double scale = x->tok_ref > 0 ? mx / tp / x->tok_ref : 0;
         isched_dur(sc, mb, map->disp[l])[0] = ps_from_s(x->t_ref[p * 2] * scale);
@@ -237,7 +255,7 @@ static double pf_pass(pf *x, double t, double *computed, int *full) {
   isched_run(sc);
   double dur = ps_to_s(sc->makespan);
   for (int i = 0; i < nfin; i++) x->r[x->touched[i]].finish = t + dur;
-  x->flop_s += fl_max, x->mem_s += me_max;
+  x->flop_s += fl_sum, x->mem_s += me_sum;
   x->compute_ms += ps_to_ms(sc->busy[sc->busiest]), x->comm_ms += ps_to_ms(sc->comm_busy);
   for (int k = 0; k < IS_NPART; k++)
     x->busy_ms_parts[k] += ps_to_ms(k >= IS_DISPATCH ? sc->part[k] : sc->part[(size_t)sc->busiest * IS_NPART + k]);

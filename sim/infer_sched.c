@@ -45,7 +45,7 @@ int isched_add(isched *s, is_kind kind, is_part part, int layer, int pred0, int 
     free(s->dur);
     s->dur = d;
   }
-  /* dur is laid out [M][cap][G] while building; isched_run packs it to [M][n][G]. */
+  /* dur is laid out [M][cap][G]; isched_run packs it to [M][n][G] and sets cap = n. */
   s->task[s->n] = (is_task){.kind = (uint8_t)kind, .part = (uint8_t)part, .layer = (int16_t)layer, .pred = {pred0, pred1}};
   return s->n++;
 }

@@ -120,16 +120,12 @@ const cfg_key infer_prefill_keys[] = {
     INFER_COMMON_KEYS,
     UNIT("prefill", INFER_PREFILL, CFG_REQUIRED, "the prefill unit"),
     UNIT("decode", INFER_DECODE, 0, "the decode unit of the same deployment (optional: its columns too)"),
-    {.name = "curve_load", .type = CFG_LIST, .offset = S(curve), .elem = CFG_DOUBLE, .count_offset = S(n_curve),
-     .doc = "latency-vs-throughput points: offered load as a fraction of the saturated rate (< 1)"},
     CFG_END};
 
 const cfg_key infer_decode_keys[] = {
     INFER_COMMON_KEYS,
     UNIT("decode", INFER_DECODE, CFG_REQUIRED, "the decode unit"),
     UNIT("prefill", INFER_PREFILL, 0, "the prefill unit of the same deployment (optional: its columns too)"),
-    {.name = "curve_seqs_per_gpu", .type = CFG_LIST, .offset = S(curve), .elem = CFG_DOUBLE,
-     .count_offset = S(n_curve), .doc = "latency-vs-throughput points: sequences per GPU"},
     CFG_END};
 
 static void init_spec(infer_spec *s) {
