@@ -29,8 +29,9 @@
  * Both phases run the same layer-level discrete-event schedule (infer_sched): one compute stream
  * per GPU and one communication stream for the unit; an all-to-all starts when every GPU has
  * finished the stage before it (it needs them all) and its time comes from the flow-level network
- * (sim/coll.h, sim/net.h) for the real routed traffic. Op times come from the cost model
- * (infer_cost.c): a roofline of the GPU's datasheet peaks and HBM bandwidth.
+ * (sim/coll.h, sim/net.h) for the real routed traffic. Op times come from the compute projection
+ * (sim/compute.h) over the experiment's kernel tables — published DeepGEMM/FlashAttention rows,
+ * measured rows — or, with `compute: roofline`, from the GPU's datasheet peaks and HBM bandwidth.
  *
  * Outputs (infer_point): tokens/s per GPU and per node, TTFT (prefill) and TPOT (decode), per-user
  * speed, KV-cache capacity, expert-load imbalance before and after EPLB, the utilisation of each
@@ -111,7 +112,7 @@ typedef struct infer_routing {
   int pool_tokens;      /* tokens routed per pattern for the statistics window (and again for use) */
 } infer_routing;
 
-typedef enum infer_cost_model { INFER_COST_ROOFLINE } infer_cost_model;
+typedef enum infer_cost_model { INFER_COST_KERNEL_TABLE, INFER_COST_ROOFLINE } infer_cost_model;
 
 /* An experiment: the model on a cluster serving a traffic with a prefill unit, a decode unit, or
  * both (a disaggregated deployment); the kind says which phase it sweeps and plots. */
@@ -125,6 +126,8 @@ typedef struct infer_spec {
   infer_traffic traffic;         /* the requests */
   infer_routing routing;         /* routing statistics */
   int cost;                      /* infer_cost_model */
+  char **kernel_tables;          /* kernel-table CSVs the op costs come from (sim/compute.h) */
+  size_t n_kernel_tables;
 } infer_spec;
 
 extern const cfg_key infer_prefill_keys[], infer_decode_keys[];

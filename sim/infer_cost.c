@@ -27,10 +27,21 @@ static double fmt_bytes(int f) {
 void ic_add_op(const ic_hw *hw, const model_op *op, ic_time *t) {
   if (op->flops <= 0 && op->bytes <= 0) return;
   double peak = op->dtype == MODEL_FP8 ? hw->fp8_flops : hw->bf16_flops;
-  double tf = op->flops / peak, tm = op->bytes / hw->hbm_bytes;
-  if (tf >= tm) t->flop_s += tf;
-  else t->mem_s += tm;
-  t->s += tf > tm ? tf : tm;
+  double tf = op->flops / peak, tm = op->bytes / hw->hbm_bytes, sec;
+  if (hw->cc) {
+    compute_op co;
+    compute_cost cost;
+    compute_op_from_model(op, &co);
+    sec = compute_op_cost(hw->cc, &co, &cost);
+    if (hw->src_s) hw->src_s[cost.src] += sec;
+  } else {
+    sec = tf > tm ? tf : tm;
+    if (hw->src_s) hw->src_s[COMPUTE_SRC_ROOFLINE] += sec;
+  }
+  /* The op's time counts against the resource it drives closest to its limit: the tensor cores
+   * (FLOPs / peak) or HBM (bytes / bandwidth), whatever set the time. */
+  *(tm > tf ? &t->mem_s : &t->flop_s) += sec;
+  t->s += sec;
   t->flops += op->flops;
   t->bytes += op->bytes;
 }
@@ -92,18 +103,19 @@ void ic_attention(const ic_hw *hw, const model_spec *m, int phase, int kv_fmt, i
     if (stage == 0) {
       norm(hw, "attn.norm", Ts, h, t);
       if (ql > 0) {
-        gemm(hw, "attn.q_down", Ts, ql, h, g, g, t);
+        /* q and kv down-projections fused in one GEMM, as DeepSeek runs them (N = 1536 + 576). */
+        gemm(hw, "attn.qkv_down", Ts, ql + kvl + r, h, g, g, t);
         norm(hw, "attn.q_norm", Ts, ql, t);
         gemm(hw, "attn.q_up", T, H * (nope + r), ql, g, g, t);
       } else {
         gemm(hw, "attn.q_proj", T, H * (nope + r), h, g, g, t);
+        gemm(hw, "attn.kv_down", Ts, kvl + r, h, g, g, t);
       }
-      gemm(hw, "attn.kv_down", Ts, kvl + r, h, g, g, t);
       norm(hw, "attn.kv_norm", Ts, kvl, t);
       if (phase == INFER_DECODE) {
         /* q_nope . W_uk per head: a batched GEMM (T x nope).(nope x kv_lora) over H heads. */
-        model_op ab = {.name = "attn.q_absorb", .cls = MODEL_OP_GEMM, .dtype = MODEL_BF16, .groups = (int64_t)H,
-                       .flops = 2 * T * H * nope * kvl,
+        model_op ab = {.name = "attn.q_absorb", .cls = MODEL_OP_GROUPED, .dtype = MODEL_BF16, .groups = (int64_t)H,
+                       .m = (int64_t)(T * H), .n = (int64_t)kvl, .k = (int64_t)nope, .flops = 2 * T * H * nope * kvl,
                        .bytes = T * H * nope * 2 + H * nope * kvl * fmt_bytes(g) + T * H * kvl * 2};
         ic_add_op(hw, &ab, t);
       } else {
@@ -117,8 +129,8 @@ void ic_attention(const ic_hw *hw, const model_spec *m, int phase, int kv_fmt, i
                        .flops = 2 * H * (2 * kvl + r) * w->pairs,
                        .bytes = w->kv_tokens * kvb + T * H * (kvl + r) * 2 + T * H * kvl * 2};
       ic_add_op(hw, &core, t);
-      model_op ab = {.name = "attn.v_absorb", .cls = MODEL_OP_GEMM, .dtype = MODEL_BF16, .groups = (int64_t)H,
-                     .flops = 2 * T * H * kvl * v, .bytes = T * H * kvl * 2 + H * kvl * v * fmt_bytes(g) + T * H * v * 2};
+      model_op ab = {.name = "attn.v_absorb", .cls = MODEL_OP_GROUPED, .dtype = MODEL_BF16, .groups = (int64_t)H,
+                     .m = (int64_t)(T * H), .n = (int64_t)v, .k = (int64_t)kvl, .flops = 2 * T * H * kvl * v, .bytes = T * H * kvl * 2 + H * kvl * v * fmt_bytes(g) + T * H * v * 2};
       ic_add_op(hw, &ab, t);
     } else {
       model_op core = {.name = "attn.core", .cls = MODEL_OP_ATTN, .dtype = MODEL_BF16, .groups = (int64_t)H,

@@ -5,6 +5,7 @@
 #define MOESIM_INFER_INT_H
 
 #include "coll.h"
+#include "compute.h"
 #include "infer.h"
 
 /* ---- cost model (infer_cost.c) ---- */
@@ -18,14 +19,18 @@ typedef struct ic_time {
   double bytes;    /* HBM bytes */
 } ic_time;
 
-/* Hardware figures the cost model reads. */
+/* Hardware figures and the compute projection the cost model reads. */
 typedef struct ic_hw {
   double fp8_flops;   /* FLOP/s */
   double bf16_flops;  /* FLOP/s */
   double hbm_bytes;   /* bytes/s */
+  compute_ctx *cc;    /* the kernel-table projection (sim/compute.h), or NULL: the roofline */
+  double *src_s;      /* [COMPUTE_SRC_COUNT] seconds costed by each source (accumulated), or NULL */
 } ic_hw;
 
-/* Adds the roofline time of one op: max(FLOPs / peak of its dtype, bytes / HBM bandwidth). */
+/* Adds the time of one op: from the compute projection (a measured or published kernel-table row,
+ * the target's peak x the nearest shape class's efficiency, or the roofline), or with cc NULL the
+ * roofline max(FLOPs / peak of its dtype, bytes / HBM bandwidth). */
 void ic_add_op(const ic_hw *hw, const model_op *op, ic_time *t);
 
 /* Attention of one GPU's micro-batch at one layer: stage 0 (norm, down and up projections, and
@@ -188,6 +193,8 @@ struct infer_setup {
   double *slot_share;   /* [P][n_slots] expected rows per slot per token (routed: topk per token) */
   double imb_planned, imb, imb_none;
   ic_hw hw;
+  compute_ctx *cc;      /* the compute projection (NULL: roofline) */
+  double src_s[COMPUTE_SRC_COUNT]; /* op seconds costed by each source */
   double nvl_gbyte_s, nic_gbyte_s; /* per GPU per direction */
   double msg_overhead_ns;
   int sms;

@@ -48,6 +48,13 @@ static void unit_cols(res_row *row, const char *ph, const infer_setup *s, const 
   set_opt(row, COL("expert_imbalance_no_eplb"), 1, o->imbalance_no_eplb);
   res_set_f(row, COL("weights_gib"), s->w.total / 1073741824.0);
   res_set_f(row, COL("kv_capacity_tokens_per_gpu"), s->kv_cap_tokens);
+  double tot = 0;
+  for (int k = 0; k < COMPUTE_SRC_COUNT; k++) tot += s->src_s[k];
+  for (int k = 0; k < COMPUTE_SRC_COUNT; k++) {
+    char name[48];
+    snprintf(name, sizeof name, "compute_%s_frac", compute_src_name((compute_src)k));
+    res_set_f(row, COL(name), tot > 0 ? s->src_s[k] / tot : 0);
+  }
 #undef COL
 }
 

@@ -41,6 +41,8 @@ typedef struct pf {
   int *qh, *qt;        /* head, tail */
   double *backlog;     /* [groups] outstanding work, s (estimated) */
   double t_tok, t_pair;/* estimated compute per new token and per attention pair, s */
+  double budget_s;     /* a group's estimated compute per pass: a full pass of tokens at the
+                          traffic's mean prefix */
   istep_map map;
   isched *sc;
   double *share_gpu;   /* [P][G] expected rows per routed token on each GPU */
@@ -108,6 +110,13 @@ static void pf_setup(pf *x, infer_setup *s) {
   }
   if (s->m->moe.routed_experts) ic_experts(&s->hw, s->m, 1024.0 * s->topk, s->per_gpu, &te);
   x->t_tok = (t0.s + te.s) / 1024, x->t_pair = (t1.s - t0.s) / w1.pairs;
+  /* The mean prefix a computed token attends to, over the traffic sample. */
+  double tok = 0, pairs = 0;
+  for (int i = 0; i < s->n_req; i++) {
+    double c = s->req[i].in - s->req[i].cached, p = s->req[i].cached;
+    tok += c, pairs += c * p + c * (c + 1) / 2;
+  }
+  x->budget_s = s->d->max_tokens_per_gpu * (x->t_tok + x->t_pair * (tok > 0 ? pairs / tok : 0));
   x->w = util_xcalloc((size_t)x->groups * x->M, sizeof *x->w);
   x->mb_tok = util_xcalloc((size_t)x->groups * x->M, sizeof *x->mb_tok);
   x->finishing = util_xcalloc((size_t)x->groups, sizeof *x->finishing);
@@ -145,6 +154,13 @@ static void pf_unload(pf *x) {
 /* Estimated compute of c new tokens after a prefix of p. */
 static double pf_work(const pf *x, double c, double p) { return c * x->t_tok + (c * p + c * (c + 1) / 2) * x->t_pair; }
 
+/* The most new tokens after a prefix of p whose estimated compute fits in r seconds. */
+static double pf_fit(const pf *x, double p, double r) {
+  if (x->t_pair <= 0) return floor(r / x->t_tok);
+  double b = x->t_tok + x->t_pair * (p + 0.5);
+  return floor((-b + sqrt(b * b + 2 * x->t_pair * r)) / x->t_pair);
+}
+
 /* A new request goes to the group with the least estimated work queued (DeepSeek's prefill load
  * balancer evens out both core attention and tokens per GPU). */
 static void pf_admit(pf *x, int i) {
@@ -169,24 +185,31 @@ static double pf_pass(pf *x, double t, double *computed, int *full) {
   *computed = 0, *full = 1;
   int nfin = 0;
   for (int g = 0; g < x->groups; g++) {
-    double budget = (double)s->d->max_tokens_per_gpu * tp;
-    for (int k = x->qh[g]; k < x->qt[g] && budget > 0; k++) {
+    /* A group takes chunks until its tokens or its estimated compute reach the budget, so the
+     * passes of the groups take alike (core attention balanced, as DeepSeek's prefill load
+     * balancer does); a long prompt late in its prefill goes in smaller chunks. */
+    double budget = (double)s->d->max_tokens_per_gpu * tp, work = x->budget_s * tp;
+    for (int k = x->qh[g]; k < x->qt[g] && budget > 0 && work > 0; k++) {
       pf_req *r = &x->r[x->q[g][k]];
       if (r->rem <= 0) continue;
       double c = r->rem < s->d->chunk_tokens ? r->rem : s->d->chunk_tokens;
       if (c > budget) c = budget;
+      double fit = pf_fit(x, r->done, work);
+      if (c > fit) c = fit > 1 ? fit : 1;
       int mb = 0;
       for (int j = 1; j < M; j++)
         if (x->mb_tok[g * M + j] < x->mb_tok[g * M + mb]) mb = j;
       infer_attn_work *w = &x->w[g * M + mb];
       w->q_tokens += c, w->seqs += 1, w->pairs += c * r->done + c * (c + 1) / 2, w->kv_tokens += r->done + c;
       x->mb_tok[g * M + mb] += c;
-      x->backlog[g] -= pf_work(x, c, r->done);
+      double cw = pf_work(x, c, r->done);
+      x->backlog[g] -= cw;
+      work -= cw;
       r->rem -= c, r->done += c, budget -= c;
       *computed += c;
       if (r->rem <= 0) x->finishing[g] += 1, x->touched[nfin++] = x->q[g][k];
     }
-    if (budget > 0) *full = 0;
+    if (budget > 0 && work > 0) *full = 0;
     while (x->qh[g] < x->qt[g] && x->r[x->q[g][x->qh[g]]].rem <= 0) x->qh[g]++;
   }
   /* Durations. */

@@ -4,6 +4,7 @@
  * two windows of synthetic tokens per routing pattern with the V3 gate — EPLB plans the redundant
  * experts on the first, the simulation uses the second — and works out each slot's share of the
  * routed tokens. Every plan error names the YAML key at fault (path:line:col). */
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,31 @@ static const cfg_node *key_node(const cfg_node *map, const char *key) {
 }
 
 static const cfg_node *deploy_at(const infer_setup *s, const char *key) { return key_node(s->d_node, key); }
+
+/* ---- the compute projection ---- */
+
+/* The target is the cluster's GPU; every catalogue GPU's peaks are known, so rows of other
+ * devices (an H100's FlashAttention figure) teach their efficiency. */
+static int load_compute(cfg_ctx *ctx, infer_setup *s) {
+  const topo *t = s->t;
+  infer_spec *sp = s->spec;
+  compute_target tg = {.device = t->gpu.model ? t->gpu.model : "target", .fp8_tflops = t->gpu.fp8_tflops,
+                       .bf16_tflops = t->gpu.bf16_tflops, .hbm_gbyte_s = t->gpu.hbm_gbyte_s};
+  s->cc = compute_new(&tg);
+  hwcat cat = {0};
+  if (sp->cluster.catalogue && hwcat_load(ctx, sp->cluster.catalogue, &cat) == 0)
+    for (size_t i = 0; i < cat.n_gpus; i++) {
+      compute_set_peak(s->cc, cat.gpus[i].model, "fp8_e4m3", cat.gpus[i].fp8_tflops);
+      compute_set_peak(s->cc, cat.gpus[i].model, "bf16", cat.gpus[i].bf16_tflops);
+    }
+  for (size_t i = 0; i < sp->n_kernel_tables; i++)
+    if (compute_load_table(s->cc, sp->kernel_tables[i]) != 0) {
+      fprintf(stderr, "%s: error: cannot load kernel table: %s\n", sp->kernel_tables[i], strerror(errno));
+      return -1;
+    }
+  s->hw.cc = s->cc;
+  return 0;
+}
 
 /* ---- the checks and the sample ---- */
 
@@ -215,7 +241,8 @@ infer_setup *infer_setup_new(cfg_ctx *ctx, infer_spec *sp, infer_phase phase, to
     s->gpus = util_xmalloc((size_t)s->G * sizeof *s->gpus);
     for (int i = 0; i < s->G; i++) s->gpus[i] = d->first_node * s->gpn + i;
     s->ll = d->ep_kernel == INFER_EP_AUTO ? phase == INFER_DECODE : d->ep_kernel == INFER_EP_LOW_LATENCY;
-    s->hw = (ic_hw){t->gpu.fp8_tflops * 1e12, t->gpu.bf16_tflops * 1e12, t->gpu.hbm_gbyte_s * 1e9};
+    s->hw = (ic_hw){t->gpu.fp8_tflops * 1e12, t->gpu.bf16_tflops * 1e12, t->gpu.hbm_gbyte_s * 1e9, NULL, s->src_s};
+    if (sp->cost == INFER_COST_KERNEL_TABLE) rc = load_compute(ctx, s);
     s->nvl_gbyte_s = t->gpu.scaleup_achievable_gbyte_s;
     s->nic_gbyte_s = t->uplinks_per_gpu > 0 ? t->l[t->up[0]].gbyte_s * t->uplinks_per_gpu : 0;
     s->msg_overhead_ns = t->gpu.rdma_msg_overhead_ns;
@@ -271,6 +298,7 @@ infer_setup *infer_setup_new(cfg_ctx *ctx, infer_spec *sp, infer_phase phase, to
 
 void infer_setup_free(infer_setup *s) {
   if (!s) return;
+  compute_free(s->cc);
   free(s->gpus);
   free(s->pool_idx);
   eplb_plan_free(&s->plan);

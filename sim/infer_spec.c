@@ -11,7 +11,7 @@ static const char *const shared_names[] = {"attention", "experts", NULL};
 static const char *const kernel_names[] = {"auto", "normal", "low_latency", NULL};
 static const char *const eplb_names[] = {"auto", "hierarchical", "global", "none", NULL};
 static const char *const kv_names[] = {"bf16", "fp8", NULL};
-static const char *const cost_names[] = {"roofline", NULL};
+static const char *const cost_names[] = {"kernel_table", "roofline", NULL};
 
 static const cfg_key dist_keys[] = {
     {.name = "dist", .type = CFG_ENUM, .offset = offsetof(infer_dist, kind), .choices = dist_names,
@@ -111,9 +111,11 @@ static const cfg_key routing_keys[] = {
        .doc = "the requests"},                                                                                         \
       {.name = "routing", .type = CFG_STRUCT, .offset = S(routing), .sub = routing_keys,                              \
        .doc = "expert routing statistics (the V3 gate over synthetic tokens)"},                                       \
+      {.name = "compute", .type = CFG_ENUM, .offset = S(cost), .choices = cost_names,                                 \
+       .doc = "op costs: kernel_table (sim/compute.h over kernel_tables) | roofline (datasheet peaks, HBM)"},           \
   {                                                                                                                    \
-    .name = "compute", .type = CFG_ENUM, .offset = S(cost), .choices = cost_names,                                     \
-    .doc = "op cost model: roofline (datasheet peaks and HBM bandwidth)"                                               \
+    .name = "kernel_tables", .type = CFG_LIST, .offset = S(kernel_tables), .elem = CFG_PATH,                           \
+    .count_offset = S(n_kernel_tables), .doc = "kernel-table CSVs (measured or published rows) op costs come from"     \
   }
 
 const cfg_key infer_prefill_keys[] = {
@@ -146,7 +148,7 @@ static void init_spec(infer_spec *s) {
                                .requests = 2048,
                                .seed = 1};
   s->routing = (infer_routing){.skew_zipf_s = 0.2, .seed = 1, .layer_patterns = 4, .pool_tokens = 4096};
-  s->cost = INFER_COST_ROOFLINE;
+  s->cost = INFER_COST_KERNEL_TABLE;
 }
 
 void infer_spec_init_prefill(void *p) { init_spec(p); }
