@@ -126,6 +126,8 @@ typedef struct infer_spec {
   infer_traffic traffic;         /* the requests */
   infer_routing routing;         /* routing statistics */
   int cost;                      /* infer_cost_model */
+  int lockstep_a2a;              /* low-latency all-to-alls at the busiest link's pace (1) or as
+                                    max-min fair per-rank flows (0) */
   char **kernel_tables;          /* kernel-table CSVs the op costs come from (sim/compute.h) */
   size_t n_kernel_tables;
 } infer_spec;

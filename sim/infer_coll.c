@@ -113,8 +113,8 @@ static int collective_run(const exp_run *run, void *p, res_row *row) {
     double wqe = s->wqe_overhead_ns >= 0 ? s->wqe_overhead_ns : t->gpu.rdma_msg_overhead_ns / 2;
     double db = h + h / 128 * 4 + 16, cb = 2 * h;
     ia_result d, c;
-    rc = ia_low_latency(t, gpus, R, copies, db, 0, s->nvlink, wqe, (double)E / R, s->seed, &d);
-    if (rc == 0) rc = ia_low_latency(t, gpus, R, copies, cb, 1, s->nvlink, wqe, (double)E / R, s->seed, &c);
+    rc = ia_low_latency(t, gpus, R, copies, db, 0, s->nvlink, wqe, (double)E / R, 0, s->seed, &d);
+    if (rc == 0) rc = ia_low_latency(t, gpus, R, copies, cb, 1, s->nvlink, wqe, (double)E / R, 0, s->seed, &c);
     if (rc == 0) {
       disp_us = d.mean_rank_s * 1e6, comb_us = c.mean_rank_s * 1e6;
       disp_max = d.time_s * 1e6, comb_max = c.time_s * 1e6;

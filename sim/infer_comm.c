@@ -52,7 +52,7 @@ static void hop_add(hops *b, uint32_t res, double w) {
 }
 
 int ia_low_latency(topo *t, const int *gpus, int G, const double *copies, double msg_bytes, int combine, int nvlink,
-                   double wqe_ns, double atomics_per_peer, uint64_t seed, ia_result *out) {
+                   double wqe_ns, double atomics_per_peer, int lockstep, uint64_t seed, ia_result *out) {
   memset(out, 0, sizeof *out);
   des_sim *sim = des_new();
   net *n = net_new(sim, t, &(net_opts){.seed = seed});
@@ -64,6 +64,8 @@ int ia_low_latency(topo *t, const int *gpus, int G, const double *copies, double
   /* NIC time per work request, as bytes of the uplink's capacity (ns x GB/s = bytes). */
   double wqe_bytes = t->uplinks_per_gpu > 0 ? wqe_ns * t->l[t->up[0]].gbyte_s : 0;
   net_hop route[2 * TOPO_MAX_HOPS + 2];
+  double *load = lockstep ? util_xcalloc(t->n_links, sizeof *load) : NULL; /* bytes on each link */
+  sim_ps lat_all = 0;
   int rc = 0;
   for (int s = 0; s < G && rc == 0; s++) {
     /* Sender s: dispatch sends its selections to each b; combine returns what b sent it. */
@@ -100,20 +102,36 @@ int ia_low_latency(topo *t, const int *gpus, int G, const double *copies, double
       x.touch[(size_t)s * G + b] = 1;
       out->copies += c;
     }
-    if (rc == 0) net_flow(n, (uint64_t)(P + 0.5), hb.h, hb.n, lat, ll_done, &x.src[s]);
+    if (rc == 0 && lockstep) {
+      for (int j = 0; j < hb.n; j++) load[hb.h[j].res] += hb.h[j].weight * P;
+      if (lat > lat_all) lat_all = lat;
+    } else if (rc == 0) {
+      net_flow(n, (uint64_t)(P + 0.5), hb.h, hb.n, lat, ll_done, &x.src[s]);
+    }
     free(hb.h);
   }
   for (int s = 0; s < G; s++) out->copies += copies[(size_t)s * G + s];
-  if (rc == 0) des_run(sim);
   double sum = 0;
+  if (rc == 0 && lockstep) {
+    /* Every rank progresses at the pace of the busiest link: the all-to-all ends when it drains. */
+    double worst = 0;
+    for (uint32_t l = 0; l < t->n_links; l++)
+      if (load[l] > 0 && load[l] / (t->l[l].gbyte_s * 1e9) > worst) worst = load[l] / (t->l[l].gbyte_s * 1e9);
+    out->time_s = out->mean_rank_s = worst + ps_to_s(lat_all);
+  } else if (rc == 0) {
+    des_run(sim);
+    for (int b = 0; b < G; b++) {
+      double ts = ps_to_s(x.end[b]);
+      sum += ts;
+      if (ts > out->time_s) out->time_s = ts;
+    }
+    out->mean_rank_s = sum / G;
+  }
   for (int b = 0; b < G; b++) {
-    double ts = ps_to_s(x.end[b]);
-    sum += ts;
-    if (ts > out->time_s) out->time_s = ts;
     if (nic[b] > out->nic_bytes) out->nic_bytes = nic[b];
     if (nvl[b] > out->nvl_bytes) out->nvl_bytes = nvl[b];
   }
-  out->mean_rank_s = sum / G;
+  free(load);
   free(x.end), free(x.touch), free(x.src), free(nic), free(nvl);
   net_free(n);
   des_free(sim);
@@ -190,8 +208,9 @@ int ia_route_pass(infer_setup *s, int p, const double *tok, uint64_t salt, ia_mo
     double h = s->m->hidden;
     double disp_bytes = h + h / 128 * 4 + 16, comb_bytes = 2 * h; /* DeepEP's low-latency messages */
     double wqe = s->msg_overhead_ns / 2; /* see ia_low_latency */
-    rc = ia_low_latency(s->t, s->gpus, G, copies, disp_bytes, 0, d->ll_nvlink, wqe, s->per_gpu, 1, &rd);
-    if (rc == 0) rc = ia_low_latency(s->t, s->gpus, G, copies, comb_bytes, 1, d->ll_nvlink, wqe, s->per_gpu, 1, &rcb);
+    int lock = s->spec->lockstep_a2a;
+    rc = ia_low_latency(s->t, s->gpus, G, copies, disp_bytes, 0, d->ll_nvlink, wqe, s->per_gpu, lock, 1, &rd);
+    if (rc == 0) rc = ia_low_latency(s->t, s->gpus, G, copies, comb_bytes, 1, d->ll_nvlink, wqe, s->per_gpu, lock, 1, &rcb);
   } else {
     rc = ia_normal(s->t, s->gpus, er, s->m->hidden, d->comm_sms, 0, 1, &rd);
     if (rc == 0) rc = ia_normal(s->t, s->gpus, er, s->m->hidden, d->comm_sms, 1, 1, &rcb);

@@ -138,9 +138,12 @@ typedef struct ia_result {
  * and the sends to it are delivered. nvlink: peers in one NVLink domain over NVLink (else RDMA
  * for all, loopback through the fabric). wqe_ns: NIC time per work request beyond its bytes;
  * every message is one, and each rank posts atomics_per_peer more to every peer it reaches over
- * RDMA (the per-expert counts). Runs alone on a fresh network. Returns 0 or -1 (no route). */
+ * RDMA (the per-expert counts). Runs alone on a fresh network: one flow per rank, max-min fair
+ * (lockstep 0), or every rank at the pace of the busiest link (lockstep 1: the time is the most
+ * loaded link's bytes over its capacity, plus the longest route's latency — much cheaper at large
+ * EP, and what the slowest rank sees when the ranks' traffic is alike). Returns 0 or -1. */
 int ia_low_latency(topo *t, const int *gpus, int G, const double *copies, double msg_bytes, int combine, int nvlink,
-                   double wqe_ns, double atomics_per_peer, uint64_t seed, ia_result *out);
+                   double wqe_ns, double atomics_per_peer, int lockstep, uint64_t seed, ia_result *out);
 
 /* DeepEP's normal kernels (coll_ep: intranode or two-hop with NVLink forwarding) for a routing
  * whose "experts" are physical slots; `sms` per rank. */

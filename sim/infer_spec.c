@@ -99,7 +99,7 @@ static const cfg_key routing_keys[] = {
 
 #define S(f) offsetof(infer_spec, f)
 #define UNIT(name_, ph, fl, doc_)                                                                                     \
-  {.name = name_, .type = CFG_STRUCT, .offset = S(unit[ph]), .sub = deploy_keys, .flags = (fl) | CFG_KEEP_NODE,       \
+  {.name = name_, .type = CFG_INCLUDE, .offset = S(unit[ph]), .sub = deploy_keys, .flags = (fl) | CFG_KEEP_NODE,      \
    .node_offset = S(unit_node[ph]), .doc = doc_}
 #define INFER_COMMON_KEYS                                                                                              \
   {.name = "model", .type = CFG_INCLUDE, .offset = S(model), .sub = model_keys, .flags = CFG_REQUIRED | CFG_KEEP_NODE, \
@@ -107,10 +107,12 @@ static const cfg_key routing_keys[] = {
       {.name = "cluster", .type = CFG_INCLUDE, .offset = S(cluster), .sub = topo_spec_keys,                           \
        .flags = CFG_REQUIRED | CFG_KEEP_NODE, .node_offset = S(cluster_node),                                          \
        .doc = "the cluster (mapping or topologies/NAME.yaml)"},                                                        \
-      {.name = "traffic", .type = CFG_STRUCT, .offset = S(traffic), .sub = traffic_keys, .flags = CFG_REQUIRED,       \
-       .doc = "the requests"},                                                                                         \
+      {.name = "traffic", .type = CFG_INCLUDE, .offset = S(traffic), .sub = traffic_keys, .flags = CFG_REQUIRED,      \
+       .doc = "the requests (mapping or file)"},                                                                       \
       {.name = "routing", .type = CFG_STRUCT, .offset = S(routing), .sub = routing_keys,                              \
        .doc = "expert routing statistics (the V3 gate over synthetic tokens)"},                                       \
+      {.name = "lockstep_a2a", .type = CFG_BOOL, .offset = S(lockstep_a2a),                                          \
+       .doc = "low-latency all-to-alls at the busiest link's pace (true, fast) or max-min per-rank flows (false)"},   \
       {.name = "compute", .type = CFG_ENUM, .offset = S(cost), .choices = cost_names,                                 \
        .doc = "op costs: kernel_table (sim/compute.h over kernel_tables) | roofline (datasheet peaks, HBM)"},           \
   {                                                                                                                    \
@@ -120,13 +122,13 @@ static const cfg_key routing_keys[] = {
 
 const cfg_key infer_prefill_keys[] = {
     INFER_COMMON_KEYS,
-    UNIT("prefill", INFER_PREFILL, CFG_REQUIRED, "the prefill unit"),
+    UNIT("prefill", INFER_PREFILL, CFG_REQUIRED, "the prefill unit (mapping or file)"),
     UNIT("decode", INFER_DECODE, 0, "the decode unit of the same deployment (optional: its columns too)"),
     CFG_END};
 
 const cfg_key infer_decode_keys[] = {
     INFER_COMMON_KEYS,
-    UNIT("decode", INFER_DECODE, CFG_REQUIRED, "the decode unit"),
+    UNIT("decode", INFER_DECODE, CFG_REQUIRED, "the decode unit (mapping or file)"),
     UNIT("prefill", INFER_PREFILL, 0, "the prefill unit of the same deployment (optional: its columns too)"),
     CFG_END};
 
@@ -149,6 +151,7 @@ static void init_spec(infer_spec *s) {
                                .seed = 1};
   s->routing = (infer_routing){.skew_zipf_s = 0.2, .seed = 1, .layer_patterns = 4, .pool_tokens = 4096};
   s->cost = INFER_COST_KERNEL_TABLE;
+  s->lockstep_a2a = 1;
 }
 
 void infer_spec_init_prefill(void *p) { init_spec(p); }
