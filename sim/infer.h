@@ -231,6 +231,22 @@ typedef struct infer_attn_work {
   double seqs;         /* sequences */
 } infer_attn_work;
 
+/* DeepEP's low-latency benchmark (tests/legacy/test_low_latency.py) on the first `ep` GPUs of a
+ * cluster: each rank routes `tokens` tokens to a random top-k of `experts` (a multiple of ep);
+ * dispatch and combine run as max-min fair per-rank flows. Times are the mean over ranks (and the
+ * slowest rank); bandwidth is DeepEP's: selections x (hidden + hidden/128 x 4 + 16) bytes for the
+ * FP8 dispatch, selections x hidden x 2 for the BF16 combine, over the rank's time. */
+typedef struct infer_ll_bench {
+  int ep, tokens, hidden, topk, experts; /* the benchmark */
+  int nvlink;                           /* peers in one node over NVLink (0: pure RDMA) */
+  double wqe_ns;                        /* NIC time per RDMA work request (< 0: the catalogue's / 2) */
+  uint64_t seed;                        /* routing seed */
+  double dispatch_us, combine_us;       /* results: mean rank kernel time */
+  double dispatch_max_us, combine_max_us; /* slowest rank */
+  double dispatch_gbyte_s, combine_gbyte_s; /* DeepEP's bandwidth */
+} infer_ll_bench;
+int infer_ll_bench_run(topo *t, infer_ll_bench *b);
+
 /* The kinds `prefill`, `decode` and `collective`. */
 extern const exp_kind exp_kind_prefill, exp_kind_decode, exp_kind_collective;
 

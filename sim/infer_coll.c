@@ -77,6 +77,35 @@ static void collective_init(void *p) {
   s->seed = 1;
 }
 
+int infer_ll_bench_run(topo *t, infer_ll_bench *b) {
+  int R = b->ep, E = b->experts;
+  ep_routing *r = ep_routing_new(R, b->tokens, b->topk, E);
+  ep_routing_deepep(r, 1, 1, b->seed);
+  int *gpus = util_xmalloc((size_t)R * sizeof *gpus);
+  double *copies = util_xcalloc((size_t)R * R, sizeof *copies), sel = 0;
+  for (int i = 0; i < R; i++) gpus[i] = i;
+  for (int a = 0; a < R; a++)
+    for (int k = 0; k < b->tokens * b->topk; k++) {
+      int e = r->idx[(size_t)a * b->tokens * b->topk + k];
+      if (e >= 0) copies[(size_t)a * R + e / (E / R)] += 1, sel += 1;
+    }
+  /* The catalogue's overhead is per two-request message (ia_low_latency). */
+  double wqe = b->wqe_ns >= 0 ? b->wqe_ns : t->gpu.rdma_msg_overhead_ns / 2;
+  double h = b->hidden, db = h + h / 128 * 4 + 16, cb = 2 * h;
+  ia_result d, c;
+  int rc = ia_low_latency(t, gpus, R, copies, db, 0, b->nvlink, wqe, (double)E / R, 0, b->seed, &d);
+  if (rc == 0) rc = ia_low_latency(t, gpus, R, copies, cb, 1, b->nvlink, wqe, (double)E / R, 0, b->seed, &c);
+  if (rc == 0) {
+    b->dispatch_us = d.mean_rank_s * 1e6, b->combine_us = c.mean_rank_s * 1e6;
+    b->dispatch_max_us = d.time_s * 1e6, b->combine_max_us = c.time_s * 1e6;
+    b->dispatch_gbyte_s = sel / R * db / d.mean_rank_s * 1e-9;
+    b->combine_gbyte_s = sel / R * cb / c.mean_rank_s * 1e-9;
+  }
+  ep_routing_free(r);
+  free(gpus), free(copies);
+  return rc;
+}
+
 static int collective_run(const exp_run *run, void *p, res_row *row) {
   coll_exp *s = p;
   const cfg_node *at = s->cluster_node;
@@ -89,40 +118,23 @@ static int collective_run(const exp_run *run, void *p, res_row *row) {
   }
   int R = s->ep, rc = 0;
   if (R > t->n_gpus) rc = cfg_error(run->cfg, at, "ep %d exceeds the cluster's %d GPUs", R, t->n_gpus);
-  else if (s->hidden % 128) rc = cfg_error(run->cfg, NULL, "%s: hidden %d is not a multiple of 128", run->exp_path, s->hidden);
+  else if (s->hidden % 128) rc = fprintf(stderr, "%s: error: hidden %d is not a multiple of 128\n", run->exp_path, s->hidden);
   if (rc) {
     topo_free(t);
     return UTIL_EXIT_USAGE;
   }
   int E = (s->experts + R - 1) / R * R;
   if (s->topk > E) s->topk = E;
-  ep_routing *r = ep_routing_new(R, s->tokens_per_gpu, s->topk, E);
   int gpn = t->gpus_per_node, nodes = (R + gpn - 1) / gpn;
-  double h = s->hidden, disp_us = 0, comb_us = 0, disp_gbs = 0, comb_gbs = 0, disp_max = 0, comb_max = 0;
+  double disp_us = 0, comb_us = 0, disp_gbs = 0, comb_gbs = 0, disp_max = 0, comb_max = 0;
   if (s->op == COLL_OP_EP_LL) {
-    ep_routing_deepep(r, 1, 1, s->seed);
-    int *gpus = util_xmalloc((size_t)R * sizeof *gpus);
-    double *copies = util_xcalloc((size_t)R * R, sizeof *copies), sel = 0;
-    for (int i = 0; i < R; i++) gpus[i] = i;
-    for (int a = 0; a < R; a++)
-      for (int k = 0; k < s->tokens_per_gpu * s->topk; k++) {
-        int e = r->idx[(size_t)a * s->tokens_per_gpu * s->topk + k];
-        if (e >= 0) copies[(size_t)a * R + e / (E / R)] += 1, sel += 1;
-      }
-    /* The catalogue's overhead is per two-request message (ia_low_latency). */
-    double wqe = s->wqe_overhead_ns >= 0 ? s->wqe_overhead_ns : t->gpu.rdma_msg_overhead_ns / 2;
-    double db = h + h / 128 * 4 + 16, cb = 2 * h;
-    ia_result d, c;
-    rc = ia_low_latency(t, gpus, R, copies, db, 0, s->nvlink, wqe, (double)E / R, 0, s->seed, &d);
-    if (rc == 0) rc = ia_low_latency(t, gpus, R, copies, cb, 1, s->nvlink, wqe, (double)E / R, 0, s->seed, &c);
-    if (rc == 0) {
-      disp_us = d.mean_rank_s * 1e6, comb_us = c.mean_rank_s * 1e6;
-      disp_max = d.time_s * 1e6, comb_max = c.time_s * 1e6;
-      disp_gbs = sel / R * db / d.mean_rank_s * 1e-9;
-      comb_gbs = sel / R * cb / c.mean_rank_s * 1e-9;
-    }
-    free(gpus), free(copies);
+    infer_ll_bench b = {.ep = R, .tokens = s->tokens_per_gpu, .hidden = s->hidden, .topk = s->topk, .experts = E,
+                        .nvlink = s->nvlink, .wqe_ns = s->wqe_overhead_ns, .seed = s->seed};
+    rc = infer_ll_bench_run(t, &b);
+    disp_us = b.dispatch_us, comb_us = b.combine_us, disp_max = b.dispatch_max_us, comb_max = b.combine_max_us;
+    disp_gbs = b.dispatch_gbyte_s, comb_gbs = b.combine_gbyte_s;
   } else {
+    ep_routing *r = ep_routing_new(R, s->tokens_per_gpu, s->topk, E);
     int tg = s->topk_groups > 0 ? s->topk_groups : 4;
     ep_routing_deepep(r, nodes, nodes < tg ? nodes : tg, s->seed);
     coll_ep_cfg cfg = {.hidden = s->hidden, .dispatch_fp8 = 1, .sms = s->sms, .kernel = COLL_EP_AUTO};
@@ -140,8 +152,8 @@ static int collective_run(const exp_run *run, void *p, res_row *row) {
       *(comb ? &comb_gbs : &disp_gbs) = gbs;
       coll_ep_result_free(&res);
     }
+    ep_routing_free(r);
   }
-  ep_routing_free(r);
   if (rc != 0) {
     topo_free(t);
     return UTIL_EXIT_SYS;
