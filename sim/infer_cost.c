@@ -140,11 +140,13 @@ void ic_attention(const ic_hw *hw, const model_spec *m, int phase, int kv_fmt, i
     }
     gemm(hw, "attn.o_proj", T, h, H * v, g, g, t);
   }
-  /* The FFN's norm (and the MoE router) on this GPU's share of the tokens. */
-  norm(hw, "ffn.norm", Ts, h, t);
-  if (m->moe.routed_experts) {
-    gemm(hw, "moe.gate", Ts, m->moe.routed_experts, h, MODEL_BF16, MODEL_BF16, t);
-    elementwise(hw, "moe.route", MODEL_OP_ROUTE, Ts * m->moe.routed_experts, 4, 2, t);
+}
+
+void ic_ffn_in(const ic_hw *hw, const model_spec *m, double tokens, int moe, ic_time *t) {
+  norm(hw, "ffn.norm", tokens, m->hidden, t);
+  if (moe && m->moe.routed_experts) {
+    gemm(hw, "moe.gate", tokens, m->moe.routed_experts, m->hidden, MODEL_BF16, MODEL_BF16, t);
+    elementwise(hw, "moe.route", MODEL_OP_ROUTE, tokens * m->moe.routed_experts, 4, 2, t);
   }
 }
 

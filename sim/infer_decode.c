@@ -113,6 +113,7 @@ int infer_decode_point(infer_setup *s, double seqs_req, infer_out *o) {
         if (mtp) ic_mtp_proj(&s->hw, m, Ts, &a0);
         ic_attention(&s->hw, m, INFER_DECODE, d->kv_fmt, tp, w, 0, &a0);
         ic_attention(&s->hw, m, INFER_DECODE, d->kv_fmt, tp, w, 1, &a1);
+        ic_ffn_in(&s->hw, m, Ts, moe, &a1);
         double tp_s = 0;
         if (tp > 1) {
           /* SP <-> TP: all-gather of the latents, reduce-scatter of the output (NVLink). */

@@ -35,10 +35,12 @@ void ic_add_op(const ic_hw *hw, const model_op *op, ic_time *t);
 
 /* Attention of one GPU's micro-batch at one layer: stage 0 (norm, down and up projections, and
  * for decode the absorbed key up-projection), stage 1 (the attention core, the value
- * up-projection and the output projection, then the FFN's norm and router). `heads_div` splits
- * the heads (attention TP), `tok_div` the token-wise projections (sequence parallelism). */
+ * up-projection and the output projection). `heads_div` (attention TP) splits the heads, and the
+ * token-wise projections run on 1/heads_div of the tokens (sequence parallelism). */
 void ic_attention(const ic_hw *hw, const model_spec *m, int phase, int kv_fmt, int heads_div, const infer_attn_work *w,
                   int stage, ic_time *t);
+/* The FFN's input norm for `tokens` tokens, and on an MoE layer (moe != 0) the router. */
+void ic_ffn_in(const ic_hw *hw, const model_spec *m, double tokens, int moe, ic_time *t);
 /* The FFN side of a layer for `tokens` tokens on this GPU: the dense FFN (dense != 0), or the
  * shared expert(s) (width shared_experts x expert_intermediate). */
 void ic_dense_ffn(const ic_hw *hw, const model_spec *m, double tokens, ic_time *t);

@@ -108,6 +108,7 @@ static void pf_setup(pf *x, infer_setup *s) {
     ic_attention(&s->hw, s->m, INFER_PREFILL, d->kv_fmt, s->tp, &w0, st, &t0);
     ic_attention(&s->hw, s->m, INFER_PREFILL, d->kv_fmt, s->tp, &w1, st, &t1);
   }
+  ic_ffn_in(&s->hw, s->m, 1024.0 / s->tp, 1, &t0);
   if (s->m->moe.routed_experts) ic_experts(&s->hw, s->m, 1024.0 * s->topk, s->per_gpu, &te);
   x->t_tok = (t0.s + te.s) / 1024, x->t_pair = (t1.s - t0.s) / w1.pairs;
   /* The mean prefix a computed token attends to, over the traffic sample. */
@@ -232,6 +233,7 @@ static double pf_pass(pf *x, double t, double *computed, int *full) {
         ic_time a0 = {0}, a1 = {0}, f = {0}, sh = {0}, ex = {0}, hd = {0};
         ic_attention(&s->hw, m, INFER_PREFILL, d->kv_fmt, tp, w, 0, &a0);
         ic_attention(&s->hw, m, INFER_PREFILL, d->kv_fmt, tp, w, 1, &a1);
+        ic_ffn_in(&s->hw, m, Ts, moe, &a1);
         double tp_s = 0;
         if (tp > 1) {
           double by = w->q_tokens * ((double)m->attn.q_lora_rank + m->attn.kv_lora_rank + m->attn.qk_rope_head_dim) * 2 +
