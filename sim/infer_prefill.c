@@ -109,6 +109,7 @@ static void pf_setup(pf *x, infer_setup *s) {
     ic_attention(&s->hw, s->m, INFER_PREFILL, d->kv_fmt, s->tp, &w1, st, &t1);
   }
   ic_ffn_in(&s->hw, s->m, 1024.0 / s->tp, 1, &t0);
+  ic_ffn_in(&s->hw, s->m, 1024.0 / s->tp, 1, &t1);
   if (s->m->moe.routed_experts) ic_experts(&s->hw, s->m, 1024.0 * s->topk, s->per_gpu, &te);
   x->t_tok = (t0.s + te.s) / 1024, x->t_pair = (t1.s - t0.s) / w1.pairs;
   /* The mean prefix a computed token attends to, over the traffic sample. */
