@@ -14,7 +14,8 @@
  * costs its (query, key) pairs against everything before it, and the cached prefix is up-projected
  * for it. All GPUs run passes in lock step (the all-to-all joins them). A pass is two micro-batches:
  * the attention and MoE compute of one overlaps the dispatch/combine of the other; DeepEP's normal
- * kernels hold comm_sms SMs, so compute runs on the rest (stretched, as sim/overlap.h).
+ * kernels hold comm_sms SMs, so compute overlapping them runs on the rest (slower by
+ * SMs / (SMs - comm_sms) while they run).
  *
  * Decode: every GPU holds concurrency sequences (at most max_seqs_per_gpu and what its KV cache
  * holds); a step runs each through the model once with 1 + mtp_depth query tokens (MTP

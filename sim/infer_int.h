@@ -72,12 +72,13 @@ typedef struct is_task {
  * (one per GPU) and one communication stream. A compute task runs on every GPU with its own
  * duration; a communication task is the unit's all-to-all: it starts when all GPUs have finished
  * its compute predecessors and the stream is free. A free compute stream takes, among its ready
- * tasks, the lowest micro-batch, then the earliest in program order. */
+ * tasks, the lowest micro-batch, then the earliest in program order. While an all-to-all runs,
+ * compute goes `stretch` times slower. */
 typedef struct isched {
   int G, M, n, cap;      /* GPUs, micro-batches, tasks per micro-batch, allocated */
   is_task *task;         /* [n] */
   sim_ps *dur;           /* [M][cap][G] compute durations; communication uses [m][i][0] */
-  double stretch;        /* compute slow-down factor while overlap runs (>= 1) */
+  double stretch;        /* compute slow-down while an all-to-all runs (>= 1; SMs it holds) */
   /* results of isched_run */
   sim_ps makespan;       /* end of the last task */
   sim_ps *busy;          /* [G] compute-stream busy time */

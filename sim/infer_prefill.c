@@ -88,7 +88,7 @@ static void pf_setup(pf *x, infer_setup *s) {
   x->groups = s->G / s->tp;
   x->sc = istep_build(s, x->M, 0, &x->map);
   const infer_deploy *d = s->d;
-  if (!s->ll && x->M > 1 && d->comm_sms > 0) x->sc->stretch = (double)s->sms / (s->sms - d->comm_sms);
+  if (!s->ll && d->comm_sms > 0) x->sc->stretch = (double)s->sms / (s->sms - d->comm_sms);
   if (s->m->moe.routed_experts) {
     int P = s->P, G = s->G;
     x->share_gpu = util_xcalloc((size_t)P * G, sizeof *x->share_gpu);

@@ -7,8 +7,10 @@
  * ready when its compute predecessors are done on every GPU. A free compute stream takes the ready
  * task of the lowest micro-batch, then the earliest in program order (so the first micro-batch
  * leads and the second fills the gaps it leaves while waiting on the network); the communication
- * stream runs ready all-to-alls one at a time in the order they became ready. Compute durations
- * are multiplied by `stretch` (communication kernels holding SMs leave fewer for compute). */
+ * stream runs ready all-to-alls one at a time in the order they became ready. While an all-to-all
+ * runs, compute proceeds `stretch` times slower (communication kernels holding SMs leave fewer for
+ * compute): a running task's remaining work is re-timed whenever the communication stream starts
+ * or stops. */
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +60,9 @@ typedef struct run_gpu {
   int busy;        /* running a task */
   int cur_mb, cur; /* the running task */
   sim_ps started;
+  double rem_ps;   /* its remaining work at full speed, ps */
+  sim_ps t_upd;    /* when rem_ps was last brought up to date */
+  des_handle ev;   /* its completion event */
   int *rl;         /* ready tasks, as mb * n + task */
   int nrl;         /* how many */
 } run_gpu;
@@ -87,6 +92,26 @@ static void span(isched *s, sim_ps a, sim_ps b, int mb, int task, int gpu) {
 }
 
 static void gpu_try(run *r, int g);
+static void on_gpu_done(des_sim *d, void *ctx);
+
+/* Slow-down of compute right now. */
+static double factor(const run *r) { return r->comm_busy ? r->s->stretch : 1.0; }
+
+/* Re-times every running compute task after the communication stream changed state; `old` is the
+ * factor that applied until now. */
+static void retime(run *r, double old) {
+  if (r->s->stretch == 1.0 || old == factor(r)) return;
+  sim_ps now = des_now(r->des);
+  for (int g = 0; g < r->s->G; g++) {
+    run_gpu *rg = &r->gpu[g];
+    if (!rg->busy) continue;
+    rg->rem_ps -= (double)(now - rg->t_upd) / old;
+    if (rg->rem_ps < 0) rg->rem_ps = 0;
+    rg->t_upd = now;
+    des_cancel(r->des, rg->ev);
+    rg->ev = des_after(r->des, (sim_ps)(rg->rem_ps * factor(r) + 0.5), on_gpu_done, rg);
+  }
+}
 
 static void make_ready(run *r, int mb, int i, int g) {
   run_gpu *rg = &r->gpu[g];
@@ -120,6 +145,7 @@ static void on_comm_done(des_sim *d, void *ctx) {
   if (now > s->makespan) s->makespan = now;
   span(s, r->comm_started, now, mb, i, -1);
   r->comm_busy = 0;
+  retime(r, s->stretch);
   /* Done everywhere: its successors. */
   for (int k = r->sfirst[i]; k < r->sfirst[i + 1]; k++) {
     int j = r->slist[k];
@@ -158,10 +184,9 @@ static void gpu_try(run *r, int g) {
   int x = rg->rl[best];
   rg->rl[best] = rg->rl[--rg->nrl];
   rg->busy = 1, rg->cur_mb = x / s->n, rg->cur = x % s->n;
-  rg->started = des_now(r->des);
-  sim_ps d = s->dur[(size_t)x * s->G + g];
-  if (s->stretch > 1) d = (sim_ps)((double)d * s->stretch + 0.5);
-  des_after(r->des, d, on_gpu_done, rg);
+  rg->started = rg->t_upd = des_now(r->des);
+  rg->rem_ps = (double)s->dur[(size_t)x * s->G + g];
+  rg->ev = des_after(r->des, (sim_ps)(rg->rem_ps * factor(r) + 0.5), on_gpu_done, rg);
 }
 
 static void comm_try(run *r) {
@@ -171,6 +196,7 @@ static void comm_try(run *r) {
   r->comm_busy = 1, r->comm_cur = x;
   r->comm_started = des_now(r->des);
   des_after(r->des, s->dur[(size_t)x * s->G], on_comm_done, &r->comm_ctx);
+  retime(r, 1.0);
 }
 
 int isched_run(isched *s) {

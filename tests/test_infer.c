@@ -170,11 +170,13 @@ static void test_sched_overlap(void) {
   }
   isched_run(s);
   T_EQ_INT(s->makespan, ps_from_us(10));
-  /* Stretch (communication holding SMs): compute 1.5x slower: A0 0-3, A1 3-6, D0 3-6, E0 6-9,
-   * D1 6-9, E1 9-12. */
-  s->stretch = 1.5;
+  /* Communication holding SMs: compute 2x slower while an all-to-all runs. A0 0-2; D0 2-5; A1
+   * from 2 at half speed does 1.5 us of work by 5, the last 0.5 at full speed: ends 5.5. D1
+   * 5.5-8.5; E0 from 5.5 at half speed does 1.5 by 8.5, then 0.5: ends 9. E1 9-11. */
+  s->stretch = 2;
   isched_run(s);
-  T_EQ_INT(s->makespan, ps_from_us(12));
+  T_EQ_INT(s->makespan, ps_from_us(11));
+  T_EQ_INT(s->busy[0], ps_from_us(11)); /* 2 + 3.5 + 3.5 + 2: never idle */
   isched_free(s);
 }
 
