@@ -2,11 +2,13 @@
 #include "exp.h"
 
 extern const exp_kind exp_kind_moe_layer;
+extern const exp_kind exp_kind_collective;
 extern const exp_kind exp_kind_train;
 extern const exp_kind exp_kind_prefill, exp_kind_decode, exp_kind_collective;
 
 const exp_kind *const exp_kinds[] = {
     &exp_kind_moe_layer,
+    &exp_kind_collective,
     &exp_kind_train,
     &exp_kind_prefill,
     &exp_kind_decode,

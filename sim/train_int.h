@@ -112,6 +112,8 @@ int tr_expert_group(const tr_sim *s, int part, int *gpus);
 /* train_route.c: the routing of sample `sample` for the EP group (ranks x tokens per rank). NULL
  * after writing a message into s->err (code in *code). */
 ep_routing *tr_routing(tr_sim *s, int sample, int *code);
+/* Drops the routing kept in the process (tests of the file cache). */
+void tr_routing_forget(void);
 
 /* train_cost.c */
 int tr_cost_ep(tr_sim *s);               /* routing samples, EP collectives, expert rows */

@@ -8,11 +8,21 @@
  * calibration batch of fresh tokens (the same stream, far from the routed ones): each expert's
  * bias moves by its own step toward balance, the step halving whenever the expert's load crosses
  * the mean (a per-expert bisection); the converged bias then routes the step's tokens, which it has
- * never seen, so the residual imbalance is the honest one. The routing of the last request is
- * kept (one entry), so a sweep over plans that share it routes once. */
+ * never seen, so the residual imbalance is the honest one.
+ *
+ * Caches. Routing V3's EP group (64 ranks x 4096 tokens x 256 affinities) costs seconds, and is a
+ * pure function of its parameters, so it is kept twice: the last one in the process (a sweep
+ * worker reuses it), and as a routing trace file (coll.h's format) in a cache directory —
+ * $MOESIM_CACHE, else $XDG_CACHE_HOME/moesim, else ~/.cache/moesim; MOESIM_CACHE=off disables it —
+ * named by a hash of the parameters. A cached file is trusted only after a spot check: the first
+ * tokens of the first and last rank are routed afresh (with a freshly calibrated bias) and must
+ * match it, so a changed generator or gate never leaves a stale routing in use. Files are written
+ * atomically; an unwritable cache directory is skipped (it is only a cache). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gate.h"
 #include "train_int.h"
@@ -66,23 +76,106 @@ static void calibrate_bias(const moe_gate_cfg *g, const moe_synth *syn, float *b
   free(scores), free(w), free(idx), free(load), free(step), free(last);
 }
 
+#define TR_SPOT_TOKENS 32 /* tokens per checked rank when trusting a cached routing */
+
+/* Routes tokens [0, n) of each listed rank (all ranks when `only` is NULL) into r. */
+static void route_ranks(const moe_gate_cfg *g, const moe_synth *syn, const float *bias, ep_routing *r, int n,
+                        const int *only, int n_only) {
+  int E = g->n_experts, K = g->topk;
+  float *scores = util_xmalloc((size_t)n * E * sizeof *scores), *w = util_xmalloc((size_t)n * K * sizeof *w);
+  int count = only ? n_only : r->ranks;
+  for (int i = 0; i < count; i++) {
+    int rank = only ? only[i] : i;
+    moe_synth_scores(syn, E, (int64_t)rank * r->tokens, n, scores);
+    moe_gate_select(g, scores, bias, n, &r->idx[(size_t)rank * r->tokens * K], w);
+  }
+  free(scores), free(w);
+}
+
+/* The stream of sample k (each sample its own: its own popularity ranking under skew). */
+static moe_synth synth_of(const train_routing *rt, int sample) {
+  moe_synth syn = {.seed = rt->seed + 0x9e3779b97f4a7c15ull * (uint64_t)sample, .zipf_s = rt->zipf_s, .noise = 1.0};
+  return syn;
+}
+
+/* The cache file of a routing, malloc'd, or NULL when the cache is off. */
+static char *cache_path(const model_spec *m, int ranks, int tokens, const train_routing *rt, int sample) {
+  const char *env = getenv("MOESIM_CACHE"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+  util_buf dir = {0};
+  if (env) {
+    if (!*env || strcmp(env, "off") == 0) return NULL;
+    util_buf_printf(&dir, "%s", env);
+  } else if (xdg && *xdg) {
+    util_buf_printf(&dir, "%s/moesim", xdg);
+  } else if (home && *home) {
+    util_buf_printf(&dir, "%s/.cache/moesim", home);
+  } else {
+    return NULL;
+  }
+  uint64_t h = 0xcbf29ce484222325ull;
+  int64_t v[10] = {ranks, tokens, m->moe.experts_per_token, m->moe.routed_experts, m->moe.expert_groups,
+                   m->moe.groups_per_token, rt->balance, sample, TR_CAL_TOKENS, TR_CAL_ITERS};
+  double d[2] = {rt->zipf_s, TR_CAL_STEP};
+  const unsigned char *b = (const unsigned char *)v;
+  for (size_t i = 0; i < sizeof v; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+  b = (const unsigned char *)d;
+  for (size_t i = 0; i < sizeof d; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+  h = (h ^ rt->seed) * 0x100000001b3ull;
+  util_buf_printf(&dir, "/routing-%016llx.txt", (unsigned long long)h);
+  return dir.data;
+}
+
+/* A cached routing, if present, of the right shape and matching a fresh spot check. */
+static ep_routing *cache_load(const char *path, const moe_gate_cfg *g, const moe_synth *syn, const float *bias,
+                              int ranks, int tokens) {
+  FILE *f = fopen(path, "r");
+  if (!f) return NULL;
+  fclose(f);
+  ep_routing *r = ep_routing_load(path);
+  if (!r) return NULL;
+  int K = g->topk, n = tokens < TR_SPOT_TOKENS ? tokens : TR_SPOT_TOKENS, check[2] = {0, ranks - 1};
+  if (r->ranks != ranks || r->tokens != tokens || r->topk != K || r->experts != g->n_experts) {
+    ep_routing_free(r);
+    return NULL;
+  }
+  ep_routing *fresh = ep_routing_new(ranks, tokens, K, g->n_experts);
+  route_ranks(g, syn, bias, fresh, n, check, ranks > 1 ? 2 : 1);
+  int same = 1;
+  for (int i = 0; i < (ranks > 1 ? 2 : 1) && same; i++) {
+    size_t at = (size_t)check[i] * tokens * K;
+    same = memcmp(&r->idx[at], &fresh->idx[at], (size_t)n * K * sizeof *r->idx) == 0;
+  }
+  ep_routing_free(fresh);
+  if (!same) {
+    ep_routing_free(r);
+    return NULL;
+  }
+  return r;
+}
+
 static ep_routing *route_gate(const model_spec *m, int ranks, int tokens, const train_routing *rt, int sample) {
   moe_gate_cfg g = gate_of(m);
-  /* each sample is its own stream (its own expert popularity ranking under skew) */
-  moe_synth syn = {.seed = rt->seed + 0x9e3779b97f4a7c15ull * (uint64_t)sample, .zipf_s = rt->zipf_s, .noise = 1.0};
+  moe_synth syn = synth_of(rt, sample);
   int E = g.n_experts, K = g.topk;
   float *bias = NULL;
   if (rt->balance == TRAIN_BALANCE_BIAS) {
     bias = util_xmalloc((size_t)E * sizeof *bias);
     calibrate_bias(&g, &syn, bias);
   }
-  ep_routing *r = ep_routing_new(ranks, tokens, K, E);
-  float *scores = util_xmalloc((size_t)tokens * E * sizeof *scores), *w = util_xmalloc((size_t)tokens * K * sizeof *w);
-  for (int rank = 0; rank < ranks; rank++) {
-    moe_synth_scores(&syn, E, (int64_t)rank * tokens, tokens, scores);
-    moe_gate_select(&g, scores, bias, tokens, &r->idx[(size_t)rank * tokens * K], w);
+  char *path = cache_path(m, ranks, tokens, rt, sample);
+  ep_routing *r = path ? cache_load(path, &g, &syn, bias, ranks, tokens) : NULL;
+  if (!r) {
+    r = ep_routing_new(ranks, tokens, K, E);
+    route_ranks(&g, &syn, bias, r, tokens, NULL, 0);
+    if (path) {
+      char *dir = util_dirname(path);
+      int ok = util_mkdirs(dir) == 0 && access(dir, W_OK) == 0;
+      free(dir);
+      if (ok) ep_routing_write(r, path); /* a failure is reported by the writer; the run goes on */
+    }
   }
-  free(scores), free(w), free(bias);
+  free(path);
+  free(bias);
   return r;
 }
 
@@ -132,4 +225,9 @@ ep_routing *tr_routing(tr_sim *s, int sample, int *code) {
   tr_route_cache.r = ep_routing_new(ranks, tokens, K, E);
   memcpy(tr_route_cache.r->idx, r->idx, (size_t)ranks * tokens * K * sizeof *r->idx);
   return r;
+}
+
+void tr_routing_forget(void) {
+  ep_routing_free(tr_route_cache.r);
+  memset(&tr_route_cache, 0, sizeof tr_route_cache);
 }
