@@ -248,7 +248,7 @@ typedef struct infer_ll_bench {
 } infer_ll_bench;
 int infer_ll_bench_run(topo *t, infer_ll_bench *b);
 
-/* The kinds `prefill`, `decode` and `collective`. */
-extern const exp_kind exp_kind_prefill, exp_kind_decode, exp_kind_collective;
+/* The kinds `prefill`, `decode` and `ep_low_latency`. */
+extern const exp_kind exp_kind_prefill, exp_kind_decode, exp_kind_ep_low_latency;
 
 #endif

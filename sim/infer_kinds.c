@@ -1,5 +1,5 @@
 /* sim/infer_kinds.c — the experiment kinds `prefill` and `decode` (a serving deployment, see
- * infer.h) and `collective` (one EP all-to-all, DeepEP-style, on a cluster).
+ * infer.h). (DeepEP's low-latency benchmark is the kind `ep_low_latency`, infer_coll.c.)
  *
  * A prefill or decode experiment may describe both units of a disaggregated deployment; its row
  * then carries both phases' figures: input tokens/s per node and TTFT from the prefill unit,

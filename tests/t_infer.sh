@@ -1,5 +1,5 @@
 #!/bin/sh
-# tests/t_infer.sh — the prefill, decode and collective kinds through `moesim run` on a tiny MoE
+# tests/t_infer.sh — the prefill, decode and ep_low_latency kinds through `moesim run` on a tiny MoE
 # model and the 2 x 2 fixture cluster: the required columns, determinism (byte-identical
 # results), a sweep (the latency-vs-throughput curve) with its figure, the trace, input errors
 # (path:line:col, exit 2, nothing written), `moesim run --help` documenting the kinds' keys, and
@@ -68,21 +68,20 @@ sed -i 's/^name: d/name: typo/' typo.yaml
 "$M" run typo.yaml > /dev/null 2> terr.txt; rc=$?
 check "a misspelt key exits 2 with did-you-mean (got $rc: $(cat terr.txt))" '[ $rc -eq 2 ] && grep -q "did you mean .mtp_acceptance." terr.txt'
 "$M" run --help > help.txt
-for k in "kind: prefill" "kind: decode" "kind: collective" redundant_experts mtp_acceptance max_seqs_per_gpu cache_hit_rate \
+for k in "kind: prefill" "kind: decode" "kind: ep_low_latency" redundant_experts mtp_acceptance max_seqs_per_gpu cache_hit_rate \
          ll_nvlink wqe_overhead_ns; do
   check "run --help documents $k" 'grep -q "$k" help.txt'
 done
 check "validate lists the infer suite" '"$M" validate --list | grep -qx infer'
-# The collective kind: DeepEP's low-latency benchmark on 4 GPUs.
+# The ep_low_latency kind: DeepEP's low-latency benchmark on 4 GPUs.
 cat > ll.yaml <<Y
 name: ll
-kind: collective
+kind: ep_low_latency
 cluster: $REPO/tests/fixtures/tiny2x2.yaml
-op: ep_low_latency
 ep: 4
 Y
 "$M" run ll.yaml --quiet 2> lerr.txt; rc=$?
-check "collective exits 0 (got $rc: $(cat lerr.txt))" '[ $rc -eq 0 ]'
-check "collective columns" 'head -1 results/ll/results.csv | grep -q "^ep,dispatch_us,dispatch_gbps,combine_us,combine_gbps"'
+check "ep_low_latency exits 0 (got $rc: $(cat lerr.txt))" '[ $rc -eq 0 ]'
+check "ep_low_latency columns" 'head -1 results/ll/results.csv | grep -q "^ep,dispatch_us,dispatch_gbps,combine_us,combine_gbps"'
 echo "$pass passed, $fail failed, 0 skipped"
 [ "$fail" -eq 0 ]
