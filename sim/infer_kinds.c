@@ -115,14 +115,16 @@ static int run_infer(const exp_run *run, infer_spec *sp, infer_phase primary, re
       unit_cols(row, "decode", su[INFER_DECODE], D);
     }
     FILE *f = run->summary;
+    char no_eplb[32] = "n/a: experts do not divide";
+    if (hp && isfinite(P->imbalance_no_eplb)) snprintf(no_eplb, sizeof no_eplb, "%.2f", P->imbalance_no_eplb);
     if (f) {
       fprintf(f, "%s on %s (%s)\n", sp->model.name, t->name, t->gpu.model ? t->gpu.model : "gpu");
       if (hp)
         fprintf(f,
                 "prefill  %d nodes, EP%d, %d slots/GPU: %.0f input tokens/s per node (capacity %.0f, load %.2f), "
-                "TTFT %.0f ms (p90 %.0f), pass %.1f ms, bound by %s; expert imbalance %.2f (no EPLB %.2f)\n",
+                "TTFT %.0f ms (p90 %.0f), pass %.1f ms, bound by %s; expert imbalance %.2f (no EPLB %s)\n",
                 su[0]->d->nodes, su[0]->G, su[0]->per_gpu, P->in_tok_s_node, P->capacity_in_tok_s_node, P->load,
-                P->ttft_ms, P->ttft_p90_ms, P->step_ms, P->binding, P->imbalance, P->imbalance_no_eplb);
+                P->ttft_ms, P->ttft_p90_ms, P->step_ms, P->binding, P->imbalance, no_eplb);
       if (hd)
         fprintf(f,
                 "decode   %d nodes, EP%d, %d slots/GPU: %.0f output tokens/s per node, %.1f per user, TPOT %.1f ms, "
