@@ -7,12 +7,15 @@
  * redundant replicas placed by EPLB (sim/eplb.h) from routing load statistics; the shared expert
  * runs beside the attention (every GPU, its own tokens) or as replicas in expert slots.
  *
- * Prefill: prompts arrive (Poisson at request_rate_per_s, or back to back when saturated), each
- * to the GPU with the least queued work; a GPU's forward pass takes up to max_tokens_per_gpu new
- * tokens, a prompt at most chunk_tokens of them per pass (chunked prefill). Tokens found in the
- * prompt cache (a prefix, cache_hit_rate of the prompt) are not computed; MLA attention of a chunk
- * costs its (query, key) pairs against everything before it, and the cached prefix is up-projected
- * for it. All GPUs run passes in lock step (the all-to-all joins them). A pass is two micro-batches:
+ * Prefill: prompts arrive (Poisson at request_rate_per_s or at `load` x the saturated rate, or
+ * all at once when saturated), each to the attention group with the least estimated work queued;
+ * a group's forward pass takes up to max_tokens_per_gpu new tokens per GPU and no more estimated
+ * compute than a full pass at the traffic's mean context (long prompts go in smaller chunks, as
+ * DeepSeek's prefill load balancer evens out core attention), a prompt at most chunk_tokens per
+ * pass (chunked prefill). Tokens found in the prompt cache (a prefix, cache_hit_rate of the prompt)
+ * are not computed; MLA attention of a chunk costs its (query, key) pairs against everything
+ * before it, and the cached prefix is up-projected for it. All GPUs run passes in lock step (the
+ * all-to-all joins them). A pass is two micro-batches:
  * the attention and MoE compute of one overlaps the dispatch/combine of the other; DeepEP's normal
  * kernels hold comm_sms SMs, so compute overlapping them runs on the rest (slower by
  * SMs / (SMs - comm_sms) while they run).
@@ -30,11 +33,13 @@
  * Both phases run the same layer-level discrete-event schedule (infer_sched): one compute stream
  * per GPU and one communication stream for the unit; an all-to-all starts when every GPU has
  * finished the stage before it (it needs them all) and its time comes from the flow-level network
- * (sim/coll.h, sim/net.h) for the real routed traffic. Op times come from the compute projection
+ * (sim/coll.h, sim/net.h) for the real routed traffic: DeepEP's normal kernels (coll_ep) for
+ * prefill, the low-latency kernels (infer_comm.c; by default every rank at the busiest link's
+ * pace, lockstep_a2a) for decode. Op times come from the compute projection
  * (sim/compute.h) over the experiment's kernel tables — published DeepGEMM/FlashAttention rows,
  * measured rows — or, with `compute: roofline`, from the GPU's datasheet peaks and HBM bandwidth.
  *
- * Outputs (infer_point): tokens/s per GPU and per node, TTFT (prefill) and TPOT (decode), per-user
+ * Outputs (infer_*_point): tokens/s per GPU and per node, TTFT (prefill) and TPOT (decode), per-user
  * speed, KV-cache capacity, expert-load imbalance before and after EPLB, the utilisation of each
  * resource (tensor cores, HBM, NVLink, network) over the step and the binding one. */
 #ifndef MOESIM_INFER_H

@@ -75,10 +75,12 @@ typedef struct run {
   int *cleft;         /* [M][n] communication: compute predecessor completions still to come */
   int *sfirst, *slist;/* successors of task i: slist[sfirst[i] .. sfirst[i+1]) */
   /* communication stream */
-  int *cq;            /* FIFO of (mb * n + task) */
-  int cq_head, cq_tail, comm_busy, comm_cur;
-  sim_ps comm_started;
-  struct run_gpu comm_ctx;
+  int *cq;            /* FIFO of ready all-to-alls (mb * n + task) */
+  int cq_head, cq_tail;/* the FIFO's ends */
+  int comm_busy;      /* an all-to-all runs */
+  int comm_cur;       /* which: mb * n + task */
+  sim_ps comm_started;/* since when */
+  struct run_gpu comm_ctx; /* event context of the communication stream (only .r used) */
 } run;
 
 #define IDX(r, mb, i) ((size_t)(mb) * (r)->s->n + (size_t)(i))
