@@ -74,6 +74,22 @@ void purchase_rates_of(const purchase_cluster *c, const purchase_prices *p, purc
   r->breakeven_utilisation = r->rent_usd_per_hour > 0 ? r->buy_usd_per_hour / r->rent_usd_per_hour : NAN;
 }
 
+int purchase_train_cost(double tokens, double tokens_per_s, double gpus, const purchase_rates *r, purchase_train *out) {
+  memset(out, 0, sizeof *out);
+  if (!(tokens > 0) || !(tokens_per_s > 0) || !(gpus > 0)) return -1;
+  out->hours = tokens / tokens_per_s / 3600;
+  out->gpu_hours = gpus * out->hours;
+  out->rent_usd = r->rent_usd_per_hour * out->hours;
+  out->buy_usd = r->buy_usd_per_hour * out->hours;
+  out->rent_usd_per_t_tokens = out->rent_usd / (tokens / 1e12);
+  out->buy_usd_per_t_tokens = out->buy_usd / (tokens / 1e12);
+  return 0;
+}
+
+double purchase_usd_per_m_tokens(double usd_per_hour, double tokens_per_s) {
+  return usd_per_hour / (tokens_per_s * 3600 / 1e6);
+}
+
 int purchase_serve_size(double demand, double out_tok_s_per_gpu, double decode_gpus, double prefill_nodes_per_decode_node,
                         double gpus_per_node, purchase_serve *out) {
   memset(out, 0, sizeof *out);

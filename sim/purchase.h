@@ -79,6 +79,23 @@ typedef struct purchase_rates {
 /* The hourly costs of cluster c at prices p. */
 void purchase_rates_of(const purchase_cluster *c, const purchase_prices *p, purchase_rates *r);
 
+/* A training goal costed: tokens at a simulated throughput on a cluster of `gpus` GPUs. */
+typedef struct purchase_train {
+  double hours;                 /* tokens / tokens_per_s, hours */
+  double gpu_hours;             /* GPUs x hours */
+  double rent_usd;              /* rented for that time */
+  double buy_usd;               /* bought: its amortisation, energy and colocation for that time */
+  double rent_usd_per_t_tokens; /* per 1e12 tokens */
+  double buy_usd_per_t_tokens;
+} purchase_train;
+
+/* Costs pre-training on `tokens` tokens at `tokens_per_s` (the whole cluster's) with the hourly
+ * rates r of a cluster of `gpus` GPUs. Returns 0, or -1 when an input is not positive. */
+int purchase_train_cost(double tokens, double tokens_per_s, double gpus, const purchase_rates *r, purchase_train *out);
+
+/* USD per million output tokens of a deployment costing usd_per_hour and serving tokens_per_s. */
+double purchase_usd_per_m_tokens(double usd_per_hour, double tokens_per_s);
+
 /* A serving deployment sized for a demand. */
 typedef struct purchase_serve {
   double units;        /* decode units (each decode_gpus GPUs) */

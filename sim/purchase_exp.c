@@ -263,6 +263,7 @@ static int pu_run(const exp_run *run, void *p, res_row *row) {
   res_set(row, "network", "%s", topo_fabric_names[ts->fabric.kind]);
   if (rc == 0 && train) {
     double gpus = col_num(&wr, "gpus"), tok_s = col_num(&wr, "tokens_per_s");
+    purchase_train tc;
     if (!(tok_s > 0) || !(gpus > 0)) {
       fprintf(stderr, "%s: error: the train workload reported no throughput\n", run->exp_path);
       rc = UTIL_EXIT_SYS;
@@ -270,24 +271,23 @@ static int pu_run(const exp_run *run, void *p, res_row *row) {
     if (rc == 0) rc = price_cluster(run, s, ts, gpus, &pc, &sum);
     if (rc == 0) {
       purchase_rates_of(&pc, &s->prices, &r);
-      double hours = s->goal.train_tokens / tok_s / 3600, t_tokens = s->goal.train_tokens / 1e12;
+      purchase_train_cost(s->goal.train_tokens, tok_s, gpus, &r, &tc);
       res_set_f(row, "gpus", gpus);
       res_set_f(row, "train_tokens", s->goal.train_tokens);
-      res_set_f(row, "time_days", hours / 24);
-      res_set_f(row, "rent_usd", r.rent_usd_per_hour * hours);
-      res_set_f(row, "buy_usd", r.buy_usd_per_hour * hours);
-      res_set_f(row, "rent_usd_per_t_tokens", r.rent_usd_per_hour * hours / t_tokens);
-      res_set_f(row, "buy_usd_per_t_tokens", r.buy_usd_per_hour * hours / t_tokens);
-      res_set_f(row, "gpu_hours", gpus * hours);
+      res_set_f(row, "time_days", tc.hours / 24);
+      res_set_f(row, "rent_usd", tc.rent_usd);
+      res_set_f(row, "buy_usd", tc.buy_usd);
+      res_set_f(row, "rent_usd_per_t_tokens", tc.rent_usd_per_t_tokens);
+      res_set_f(row, "buy_usd_per_t_tokens", tc.buy_usd_per_t_tokens);
+      res_set_f(row, "gpu_hours", tc.gpu_hours);
       rate_cols(row, &r, &s->prices);
       topo_cols(row, &sum);
       if (run->summary)
         fprintf(run->summary,
                 "purchase  %s: %.0f GPUs pre-train %.3g tokens in %.1f days; rent $%.4g M, buy $%.4g M (capex $%.4g M "
                 "over %g years + power), network $%.0f per endpoint\n",
-                s->option.text, gpus, s->goal.train_tokens, hours / 24, r.rent_usd_per_hour * hours / 1e6,
-                r.buy_usd_per_hour * hours / 1e6, r.capex_usd / 1e6, s->prices.amortisation_years,
-                sum.endpoints ? sum.cost_usd / sum.endpoints : 0);
+                s->option.text, gpus, s->goal.train_tokens, tc.hours / 24, tc.rent_usd / 1e6, tc.buy_usd / 1e6,
+                r.capex_usd / 1e6, s->prices.amortisation_years, sum.endpoints ? sum.cost_usd / sum.endpoints : 0);
     }
   } else if (rc == 0) {
     double per_gpu = col_num(&wr, "output_tokens_per_s_per_gpu"), tpot = col_num(&wr, "tpot_ms");
@@ -304,7 +304,7 @@ static int pu_run(const exp_run *run, void *p, res_row *row) {
     if (rc == 0) {
       purchase_rates_of(&pc, &s->prices, &r);
       int meets = tpot <= s->goal.tpot_max_ms;
-      double m_tok_per_hour = s->goal.serve_output_tokens_per_s * 3600 / 1e6;
+      double demand = s->goal.serve_output_tokens_per_s;
       res_set_f(row, "gpus", sz.gpus);
       res_set_f(row, "serve_output_tokens_per_s", s->goal.serve_output_tokens_per_s);
       res_set_f(row, "tpot_ms", tpot);
@@ -315,8 +315,8 @@ static int pu_run(const exp_run *run, void *p, res_row *row) {
       res_set_f(row, "prefill_gpus", sz.prefill_gpus);
       /* a deployment that misses the TPOT bound has no price per token for this goal */
       if (meets) {
-        res_set_f(row, "rent_usd_per_m_tokens", r.rent_usd_per_hour / m_tok_per_hour);
-        res_set_f(row, "buy_usd_per_m_tokens", r.buy_usd_per_hour / m_tok_per_hour);
+        res_set_f(row, "rent_usd_per_m_tokens", purchase_usd_per_m_tokens(r.rent_usd_per_hour, demand));
+        res_set_f(row, "buy_usd_per_m_tokens", purchase_usd_per_m_tokens(r.buy_usd_per_hour, demand));
       } else {
         res_set(row, "rent_usd_per_m_tokens", "%s", "");
         res_set(row, "buy_usd_per_m_tokens", "%s", "");
