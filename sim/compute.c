@@ -326,6 +326,13 @@ static void describe(char *buf, size_t n, const kt_row *r) {
            (long long)r->k, g, r->source);
 }
 
+/* 1 for a CPU's row when the target is not that CPU: a GPU's efficiency says more about another
+ * GPU (same kind of units, memory and occupancy limits) than a CPU's does, so CPU rows come after
+ * every GPU row and teach only what no GPU row covers. */
+static int cpu_row_for_gpu(const compute_ctx *c, const kt_row *r) {
+  return strcmp(r->device, "cpu") == 0 && strcmp(c->device, "cpu") != 0;
+}
+
 /* Bytes a row moved per call (GB/s at the median times the median). */
 static double row_bytes(const kt_row *r) { return r->gbps * 1e9 * r->median_us * 1e-6; }
 
@@ -333,16 +340,19 @@ static double row_bytes(const kt_row *r) { return r->gbps * 1e9 * r->median_us *
  * memory bandwidth is known. Returns 1 when it did, 0 when no row qualifies. */
 static int project_bandwidth(const compute_ctx *c, const compute_op *op, double peak, compute_cost *out) {
   const kt_row *best = NULL;
-  double best_key[3] = {0}, best_bw = 0;
+  double best_key[5] = {0}, best_bw = 0;
   for (size_t i = 0; i < c->n_rows; i++) {
     const kt_row *r = &c->rows[i];
     if (strcmp(r->kernel, op->kernel) != 0 || r->gbps <= 0 || r->median_us <= 0) continue;
     double bw = row_bandwidth(c, r);
     if (bw <= 0) continue;
-    double key[3] = {strcmp(r->device, c->device) != 0, strcmp(r->dtype, op->dtype) != 0,
-                     fabs(log2(row_bytes(r)) - log2(op->bytes > 1 ? op->bytes : 1))};
+    /* the size distance in thousandths, so rows of one shape tie exactly (their bytes are
+     * recomputed from rounded columns), and then the best implementation of it wins */
+    double dist = round(1e3 * fabs(log2(row_bytes(r)) - log2(op->bytes > 1 ? op->bytes : 1))) / 1e3;
+    double key[5] = {strcmp(r->device, c->device) != 0, cpu_row_for_gpu(c, r), strcmp(r->dtype, op->dtype) != 0, dist,
+                     -r->gbps / bw};
     int better = !best;
-    for (int j = 0; j < 3 && !better; j++) {
+    for (int j = 0; j < 5 && !better; j++) {
       if (key[j] < best_key[j]) better = 1;
       if (key[j] != best_key[j]) break;
     }
@@ -392,16 +402,16 @@ static void cost_op(compute_ctx *c, const compute_op *op, compute_cost *out) {
   }
   /* 2: the nearest shape class with a known peak. */
   const kt_row *best = NULL;
-  double best_key[4] = {0}, best_peak = 0;
+  double best_key[6] = {0}, best_peak = 0;
   for (size_t i = 0; i < c->n_rows; i++) {
     const kt_row *r = &c->rows[i];
     if (!in_family(op->cls, r->kernel)) continue;
     double rp = row_peak(c, i), rt = row_tflops(r);
     if (rp <= 0 || rt <= 0) continue;
-    double key[4] = {strcmp(r->device, c->device) != 0, strcmp(r->dtype, op->dtype) != 0,
-                     strcmp(r->kernel, kernel) != 0, shape_distance(r, op)};
+    double key[6] = {strcmp(r->device, c->device) != 0, cpu_row_for_gpu(c, r), strcmp(r->dtype, op->dtype) != 0,
+                     strcmp(r->kernel, kernel) != 0, shape_distance(r, op), -rt / rp};
     int better = !best;
-    for (int j = 0; j < 4 && !better; j++) {
+    for (int j = 0; j < 6 && !better; j++) {
       if (key[j] < best_key[j]) better = 1;
       if (key[j] != best_key[j]) break;
     }

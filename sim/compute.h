@@ -11,17 +11,21 @@
  *     (achieved TFLOP/s over that device's peak) of the nearest measured shape class. Candidates
  *     are the rows of the op's kernel family (gemm and grouped_gemm are one family; attention is
  *     another) on any device whose peak is known; among them the lexicographically smallest
- *       (other device than the target, other dtype than the op's, other kernel than the op's,
- *        shape distance)
+ *       (other device than the target, a CPU's row (device "cpu") for a GPU target, other dtype
+ *        than the op's, other kernel than the op's, shape distance, lower efficiency)
  *     wins, shape distance being the Euclidean distance of the shape classes: (log2 FLOPs per group,
  *     log2 arithmetic intensity), intensity = FLOPs per byte of one pass over A and B in the
  *     dtype and C in BF16 — where the GEMM sits under the roofline and how much work it offers.
- *     Rows without a shape (m = n = k = 0: a headline figure) come after every shaped row. The
- *     projected time is never below the roofline floor bytes / HBM bandwidth.
+ *     The last entry makes the best of several implementations of one shape (a table with the
+ *     reference and the fast paths) the one that teaches the efficiency. Rows without a shape (m = n = k = 0: a headline figure) come after every shaped row. The
+ *     projected time is never below the roofline floor bytes / HBM bandwidth. A CPU's rows (this
+ *     machine's, `moesim kernels`) thus teach a GPU only what no GPU row covers: a GPU's
+ *     efficiency says more about another GPU than a CPU's does.
  *  2b. An element-wise op that a table kernel measures (op.kernel: "swiglu" for SwiGLU, "combine"
  *     for the MoE combine's weighted un-permute): the target's HBM bandwidth times the fraction of
  *     its device's memory bandwidth the nearest row of that kernel achieved — rows ordered by
- *       (other device than the target, other dtype than the op's, |log2 bytes moved - log2 op bytes|)
+ *       (other device than the target, a CPU's row for a GPU target, other dtype than the op's,
+ *        |log2 bytes moved - log2 op bytes| in thousandths, lower bandwidth fraction)
  *     — and never faster than FLOPs / peak. A row's memory bandwidth is the target's HBM for the
  *     target's rows, else the table's `memcpy` row of the same device, host and thread count.
  *  3. Without any candidate (norms, routing, loss, embedding, and any kernel the table lacks): the

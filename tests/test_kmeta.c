@@ -2,7 +2,8 @@
  * count in the compute projection (sim/compute.h): the peak lines are parsed per session (host,
  * device, threads; the last session wins), a table loaded with its sidecar projects a GEMM from a
  * measured CPU row where the same table without it falls back to the roofline, and element-wise
- * ops take the bandwidth efficiency of a measured row against the same session's memcpy row. */
+ * ops take the bandwidth efficiency of a measured row against the same session's memcpy row; a
+ * GPU's row comes before a CPU's for a GPU target. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,8 +31,10 @@ static void write_text(const char *path, const char *text) { T_CHECK(util_write_
 static const char *const table_text =
     "host,device,device_name,backend,kernel,variant,dtype,m,n,k,groups,threads,reps,median_us,min_us,tflops,gbps,source\n"
     /* 2*512*4096*7168 FLOP in 60129.3 us = 0.5 TFLOP/s */
+    "box,cpu,Test CPU,ref,gemm,-,bf16,512,4096,7168,1,2,5,601292.8,600000,0.0500,0.100,measured\n"
     "box,cpu,Test CPU,avx512bf16,gemm,-,bf16,512,4096,7168,1,2,5,60129.28,60000,0.5000,1.000,measured\n"
     /* 1e8 bytes at 20 GB/s = 5000 us; the memcpy row of the same session: 40 GB/s */
+    "box,cpu,Test CPU,ref,swiglu,-,bf16,2048,1,2048,1,2,5,20000,19000,0.0000,5.000,measured\n"
     "box,cpu,Test CPU,avx512,swiglu,-,bf16,2048,1,2048,1,2,5,5000,4900,0.0000,20.000,measured\n"
     "box,cpu,Test CPU,libc,memcpy,-,fp32,1,268435456,1,1,2,5,13421.77,13000,0.0000,40.000,measured\n";
 
@@ -103,7 +106,7 @@ static void test_measured_row_changes_projection(void) {
   T_EQ_INT(a.src, COMPUTE_SRC_ROOFLINE);
   T_NEAR(t_without, o.flops / 2000e12, 1e-15);
   char names[64];
-  T_EQ_INT(compute_rows_without_peak(c, names, sizeof names), 1); /* the GEMM row; swiglu/memcpy need no FLOP peak */
+  T_EQ_INT(compute_rows_without_peak(c, names, sizeof names), 2); /* the GEMM rows; swiglu/memcpy need no FLOP peak */
   T_EQ_STR(names, "cpu/bf16");
   compute_free(c);
 
@@ -111,11 +114,24 @@ static void test_measured_row_changes_projection(void) {
   T_EQ_INT(compute_load_table(c, with), 0);
   double t_with = compute_op_cost(c, &o, &b);
   T_EQ_INT(b.src, COMPUTE_SRC_PROJECTED);
-  T_NEAR(b.efficiency, 0.5, 1e-6);
+  T_NEAR(b.efficiency, 0.5, 1e-6); /* the fast path of the shape, not the reference listed first */
   T_NEAR(t_with, o.flops / (2000e12 * 0.5), 1e-9);
   T_CHECK(t_with > 1.9 * t_without);
   T_CHECK(strstr(b.from, "cpu gemm bf16 512x4096x7168") != NULL);
   T_EQ_INT(compute_rows_without_peak(c, names, sizeof names), 0);
+  /* another GPU's row, however far in shape, comes before the CPU's */
+  compute_set_peak(c, "h100", "bf16", 989);
+  kt_row g;
+  memset(&g, 0, sizeof g);
+  snprintf(g.device, sizeof g.device, "h100");
+  snprintf(g.kernel, sizeof g.kernel, "gemm");
+  snprintf(g.dtype, sizeof g.dtype, "bf16");
+  snprintf(g.source, sizeof g.source, "published");
+  g.m = 64, g.n = 512, g.k = 512, g.groups = 1, g.tflops = 296.7, g.median_us = 1;
+  compute_add_rows(c, &g, 1);
+  compute_op_cost(c, &o, &b);
+  T_NEAR(b.efficiency, 0.3, 1e-9);
+  T_CHECK(strstr(b.from, "h100 gemm") != NULL);
   compute_free(c);
   free(with), free(with_meta), free(without);
 }
@@ -131,7 +147,7 @@ static void test_bandwidth_projection(void) {
   compute_cost cc;
   double t = compute_op_cost(c, &o, &cc);
   T_EQ_INT(cc.src, COMPUTE_SRC_PROJECTED);
-  T_NEAR(cc.efficiency, 0.5, 1e-12); /* 20 of 40 GB/s */
+  T_NEAR(cc.efficiency, 0.5, 1e-12); /* 20 of 40 GB/s: the fast path, not the 5 GB/s reference */
   T_NEAR(t, 6e7 / (8000e9 * 0.5), 1e-15);
   T_CHECK(cc.memory_bound);
   T_CHECK(strstr(cc.from, "memory bandwidth") != NULL);
