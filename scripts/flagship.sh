@@ -14,7 +14,7 @@
 # simulated from an older one is reused.
 #
 # usage: scripts/flagship.sh [--build DIR] [--out DIR] [--suite NAME] [--pretrain EXP] [--whatif EXP]
-#                            [--purchase EXP] [--serve EXP] [--jobs N]
+#                            [--purchase EXP] [--serve EXP] [--jobs N] [--help]
 #   --build DIR     where build/moesim is (default build)
 #   --out DIR       results directory (default results/flagship)
 #   --suite NAME    kernel suite (default quick; smoke for a test)
@@ -27,13 +27,14 @@ set -u
 BUILD=build OUT=results/flagship SUITE=quick JOBS=""
 PRETRAIN=experiments/v3-pretrain.yaml WHATIF=experiments/hw-suggestions.yaml
 PURCHASE=experiments/cluster-purchase.yaml SERVE=experiments/cluster-purchase-serve.yaml
-usage() { sed -n '/^# usage:/,/^# *--jobs/p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '/^# usage:/,/^# *--jobs/p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
-  [ $# -ge 2 ] || usage
+  case "$1" in -h|--help) usage; exit 0 ;; esac
+  [ $# -ge 2 ] || { usage >&2; exit 2; }
   case "$1" in
     --build) BUILD=$2 ;; --out) OUT=$2 ;; --suite) SUITE=$2 ;; --pretrain) PRETRAIN=$2 ;;
     --whatif) WHATIF=$2 ;; --purchase) PURCHASE=$2 ;; --serve) SERVE=$2 ;; --jobs) JOBS=$2 ;;
-    *) usage ;;
+    *) usage >&2; exit 2 ;;
   esac
   shift 2
 done

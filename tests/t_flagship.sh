@@ -92,6 +92,8 @@ scripts/flagship.sh --build "$B" --out "$T/out2" --suite smoke --pretrain "$T/tr
   --purchase "$T/bad.yaml" --serve none >/dev/null 2>"$T/err"; rc=$?
 check "failing step exit 2" '[ $rc -eq 2 ]'
 check "failing step named" 'grep -q "flagship: step 3 failed (exit 2)" "$T/err"'
+scripts/flagship.sh --help >"$T/help"; rc=$?
+check "help exit 0" '[ $rc -eq 0 ] && grep -q -- "--suite NAME" "$T/help"'
 scripts/flagship.sh --bogus x >/dev/null 2>"$T/err"; rc=$?
 check "bad option exit 2" '[ $rc -eq 2 ] && grep -q "^usage: scripts/flagship.sh" "$T/err"'
 
