@@ -6,12 +6,8 @@
 # that the measured rows reached the simulator, the progress lines, the what-if hook when the
 # experiment is absent, and that a failing step stops the run with its exit status.
 # Prints "N passed, N failed, N skipped".
-M=${MOESIM:-build/moesim}
+. tests/lib.sh
 B=${MOESIM_BUILD:-$(dirname "$M")}
-pass=0; fail=0
-check() { if eval "$2"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "t_flagship.sh: FAIL: $1" >&2; fi; }
-T=$(mktemp -d /tmp/moesim_t_flagship.XXXXXX)
-trap 'rm -rf "$T"' EXIT
 export MOESIM_CACHE="$T/cache"
 TOP=$(cd topologies && pwd)
 
@@ -97,5 +93,4 @@ check "help exit 0" '[ $rc -eq 0 ] && grep -q -- "--suite NAME" "$T/help"'
 scripts/flagship.sh --bogus x >/dev/null 2>"$T/err"; rc=$?
 check "bad option exit 2" '[ $rc -eq 2 ] && grep -q "^usage: scripts/flagship.sh" "$T/err"'
 
-echo "$pass passed, $fail failed, 0 skipped"
-[ "$fail" -eq 0 ]
+finish

@@ -6,11 +6,7 @@
 # byte-identical reruns, and the input errors (unknown option, a size that is not whole nodes, a
 # goal that does not fit the workload: exit 2, path:line:col, nothing written).
 # Prints "N passed, N failed, N skipped".
-M=${MOESIM:-build/moesim}
-pass=0; fail=0
-check() { if eval "$2"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "t_purchase.sh: FAIL: $1" >&2; fi; }
-T=$(mktemp -d /tmp/moesim_t_purchase.XXXXXX)
-trap 'rm -rf "$T"' EXIT
+. tests/lib.sh
 export MOESIM_CACHE="$T/cache"
 TOP=$(cd topologies && pwd)
 
@@ -127,5 +123,4 @@ help=$("$M" run --help); rc=$?
 check "help lists purchase" 'printf "%s\n" "$help" | grep -q "kind: purchase"'
 check "help documents options" 'printf "%s\n" "$help" | grep -q "options .*catalogue"'
 
-echo "$pass passed, $fail failed, 0 skipped"
-[ "$fail" -eq 0 ]
+finish
