@@ -210,7 +210,7 @@ int whatif_promo_fit(const kt_row *rows, size_t n, whatif_promo *out, char *err,
       int p = promo_of(q);
       if (done[j] || !p || q->median_us <= 0 || !same_shape(r, q)) continue;
       done[j] = 1;
-      double x = 128.0 / p, y = q->median_us;
+      double x = 128.0 / p, y = q->min_us > 0 ? q->min_us : q->median_us;
       sx += x, sy += y, sxx += x * x, sxy += x * y, cnt++;
       xmin = fmin(xmin, x), xmax = fmax(xmax, x);
       if (p < p_min) p_min = p;

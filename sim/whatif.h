@@ -94,7 +94,8 @@ int whatif_apply_topo(const whatif_hw *hw, topo_spec *s, char *err, size_t err_l
 /* What one promotion step per 128-wide K block costs, from a study timing one FP8 GEMM at several
  * promotion intervals p (kernel-table rows: kernel gemm or grouped_gemm, an fp8 dtype, variant
  * "promo_k=P" possibly followed by "/..."). For each shape (device, host, m, n, k, groups) with at
- * least two intervals, a least-squares line t = a + b x over x = 128 / p (steps per block) gives the
+ * least two intervals, a least-squares line t = a + b x over x = 128 / p (steps per block), t the
+ * row's fastest time (min_us; other programs on a shared machine only ever add time), gives the
  * share of one step at the reference (one step per block): b / (a + b), negative slopes counted as
  * 0; the shapes' median is the answer. */
 typedef struct whatif_promo {
