@@ -163,6 +163,7 @@ static void fill_row(res_row *row, const tx_spec *s, const topo *t, const train_
   res_set(row, "cluster", "%s", t->name);
   res_set(row, "gpu", "%s", t->gpu.model ? t->gpu.model : "gpu");
   res_set_i(row, "gpus", r->gpus);
+  res_set_i(row, "gpus_per_node", t->gpus_per_node);
   res_set(row, "schedule", "%s", sched_names[s->plan.schedule]);
   res_set_i(row, "pp", s->plan.pp);
   res_set_i(row, "dp", r->dp);
@@ -208,6 +209,10 @@ static void fill_row(res_row *row, const tx_spec *s, const topo *t, const train_
     snprintf(col, sizeof col, "compute_%s_frac", compute_src_name((compute_src)k));
     res_set_f(row, col, total > 0 ? r->compute_src_s[k] / total : 0);
   }
+  topo_summary ts;
+  topo_summarize(t, &ts);
+  res_set_f(row, "network_cost_usd", ts.cost_usd);
+  res_set(row, "fabric", "%s", topo_fabric_names[t->fabric_kind]);
   res_set(row, "routing", "%s%s skew %g seed %llu", s->routing.trace ? "trace " : "",
           s->routing.trace ? s->routing.trace : train_balance_name(s->routing.balance), s->routing.zipf_s,
           (unsigned long long)s->routing.seed);

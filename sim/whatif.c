@@ -10,7 +10,7 @@
 #include "coll.h"
 #include "util.h"
 
-static const char *const fabric_names[] = {"same", "multi_rail", "multi_plane", "fat_tree3", NULL};
+static const char *const fabric_names[] = {"same", "multi_rail", "multi_plane", "fat_tree3", "fat_tree2", NULL};
 
 #define W(f) offsetof(whatif_hw, f)
 const cfg_key whatif_hw_keys[] = {
@@ -45,8 +45,8 @@ const cfg_key whatif_hw_keys[] = {
      .doc = "SM work per LogFMT byte encoded/decoded, relative to copying it (0: hardware codec; ISCA'25 3.3 "
             "measured 0.5-1.0 fused into H800 kernels)"},
     {.name = "fabric", .type = CFG_ENUM, .offset = W(fabric), .choices = fabric_names,
-     .doc = "scale-out fabric rebuilt from the same switches: same | multi_rail | multi_plane | fat_tree3 "
-            "(ISCA'25 4: MRFT vs MPFT vs FT3)"},
+     .doc = "scale-out fabric rebuilt from the same switches: same | multi_rail | multi_plane | fat_tree3 | "
+            "fat_tree2 (ISCA'25 4: MRFT vs MPFT vs FT2/FT3)"},
     {.name = "scaleup_domain_gpus", .type = CFG_INT32, .offset = W(scaleup_domain_gpus), .flags = CFG_NONNEG,
      .doc = "GPUs per scale-up (NVLink) domain, same GPUs and per-GPU NVLink bandwidth (0: the cluster's; "
             "ISCA'25: larger domains such as NVL72)"},
@@ -84,11 +84,12 @@ void whatif_describe(const whatif_hw *hw, int w, char *buf, size_t len) {
             : "offload: comm SMs returned to compute; EP copies/forwarding/reductions at link rates");
   if (hw->unified_network)
     add(buf, len, &u,
-        dec ? "unified network: low-latency EP sends go straight to each expert's GPU, no forwarding to remove"
-            : "unified network: IB->NVLink forwarding and forwarder reduction by the network, not SMs");
+        dec ? "unified network: GPU-initiated sends reach same-node peers over NVLink (no IB loopback); no forwarding "
+              "stage to remove"
+            : "unified network: IB->NVLink forwarding and forwarder reduction by the network instead of SMs");
   if (hw->accum_fp32 || hw->mma_block_scaling || hw->promotion_interval != 128) {
     char s[200];
-    snprintf(s, sizeof s, "FP8 GEMM CUDA-core steps per 128-block: %g (accumulation %s, scaling %s, N_C %d)",
+    snprintf(s, sizeof s, "FP8 GEMM CUDA-core steps per 128-block: %g (accumulation %s; scaling %s; N_C %d)",
              whatif_promo_steps(hw), hw->accum_fp32 ? "FP32 in tensor cores" : "14-bit + promotion",
              hw->mma_block_scaling ? "in the MMA" : "on CUDA cores", hw->promotion_interval);
     add(buf, len, &u, s);
@@ -104,7 +105,7 @@ void whatif_describe(const whatif_hw *hw, int w, char *buf, size_t len) {
   for (int c = 0; c < 2; c++)
     if (hw->ep_fmt[c]) {
       char s[160];
-      snprintf(s, sizeof s, "%s payload %s (%.0f bytes/token of 7168, codec SM factor %g)", c ? "combine" : "dispatch",
+      snprintf(s, sizeof s, "%s payload %s (%.0f bytes/token of 7168; codec SM factor %g)", c ? "combine" : "dispatch",
                coll_ep_fmt_names[hw->ep_fmt[c]], coll_ep_payload_bytes(hw->ep_fmt[c], 7168), hw->logfmt_codec_sm_factor);
       add(buf, len, &u, s);
     }
@@ -114,8 +115,9 @@ void whatif_describe(const whatif_hw *hw, int w, char *buf, size_t len) {
     add(buf, len, &u, s);
   }
   if (hw->scaleup_domain_gpus) {
-    char s[96];
-    snprintf(s, sizeof s, "scale-up domains of %d GPUs (per-GPU NVLink unchanged)", hw->scaleup_domain_gpus);
+    char s[160];
+    snprintf(s, sizeof s, "scale-up domains of %d GPUs (per-GPU NVLink unchanged%s)", hw->scaleup_domain_gpus,
+             dec ? "; low-latency sends to same-domain peers over NVLink" : "");
     add(buf, len, &u, s);
   }
   if (hw->scaleout_converged) add(buf, len, &u, "scale-out per GPU raised to the scale-up bandwidth");
@@ -134,18 +136,25 @@ int whatif_apply_topo(const whatif_hw *hw, topo_spec *s, char *err, size_t err_l
   case WHATIF_FABRIC_MRFT: s->fabric.kind = TOPO_FABRIC_MULTI_RAIL, s->fabric.levels = 2; break;
   case WHATIF_FABRIC_MPFT: s->fabric.kind = TOPO_FABRIC_MULTI_PLANE, s->fabric.levels = 2, s->fabric.planes = 0; break;
   case WHATIF_FABRIC_FT3: s->fabric.kind = TOPO_FABRIC_FAT_TREE, s->fabric.levels = 3; break;
+  case WHATIF_FABRIC_FT2: s->fabric.kind = TOPO_FABRIC_FAT_TREE, s->fabric.levels = 2; break;
   default: break;
   }
   if (hw->scaleup_domain_gpus > 0 && hw->scaleup_domain_gpus != s->gpus_per_node) {
     int64_t gpus = s->nodes * s->gpus_per_node, d = hw->scaleup_domain_gpus;
-    if (s->nodes <= 0 || gpus % d != 0) {
-      snprintf(err, err_len, "hw_features.scaleup_domain_gpus %lld does not divide the cluster's %lld GPUs",
-               (long long)d, (long long)gpus);
+    if (s->nodes <= 0 || gpus < d) {
+      snprintf(err, err_len, "hw_features.scaleup_domain_gpus %lld: the cluster has %lld GPUs (and must give its node "
+               "count)", (long long)d, (long long)gpus);
       return -1;
     }
     s->nvswitch_chips = (int)((s->nvswitch_chips * d + s->gpus_per_node - 1) / s->gpus_per_node);
     s->nodes = gpus / d;
     s->gpus_per_node = (int)d;
+    /* A multi-rail fabric needs a leaf per rail (a domain's GPU index); more rails than a
+     * two-layer fat-tree has leaves are wired as a plain fat-tree, as NVL72 racks are. */
+    int k = s->fabric.radix ? s->fabric.radix : s->sw.radix, down = k / 2;
+    int64_t rails = d * (s->nics_per_gpu > 0 ? s->nics_per_gpu : 1) * (s->nic.ports > 0 ? s->nic.ports : 1);
+    if (s->fabric.kind == TOPO_FABRIC_MULTI_RAIL && down > 0 && (s->nodes + down - 1) / down * rails > k)
+      s->fabric.kind = TOPO_FABRIC_FAT_TREE;
   }
   if (hw->scaleout_converged && s->fabric.kind != TOPO_FABRIC_NONE) {
     int nics = s->nics_per_gpu > 0 ? s->nics_per_gpu : 1, ports = s->nic.ports > 0 ? s->nic.ports : 1;

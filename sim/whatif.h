@@ -25,11 +25,13 @@
  *   ep_dispatch /       payload formats of the EP all-to-alls (LogFMT-8/10, coll.h), with
  *   ep_combine,         logfmt_codec_sm_factor the SM work of the encode/decode per byte.
  *   logfmt_codec_sm_factor
- *   fabric              the cluster's scale-out fabric rebuilt as a multi-rail or multi-plane
- *                       two-layer fat-tree or a three-layer fat-tree, same GPUs, NICs and switches
- *                       (topo.h; its price from topo_summarize).
+ *   fabric              the cluster's scale-out fabric rebuilt as a two-layer fat-tree (plain,
+ *                       multi-rail or multi-plane) or a three-layer fat-tree, same GPUs, NICs and
+ *                       switches (topo.h; its price from topo_summarize).
  *   scaleup_domain_gpus GPUs per scale-up domain (an NVL72-sized NVLink domain of the same GPUs and
- *                       per-GPU NVLink bandwidth), the cluster's GPU count unchanged.
+ *                       per-GPU NVLink bandwidth): the cluster's GPUs regrouped into whole domains
+ *                       (a remainder that fills no domain is left out); a multi-rail fabric with
+ *                       more rails than leaves becomes a plain fat-tree (NVL72 racks' wiring).
  *   scaleout_converged  each GPU's scale-out bandwidth raised to its scale-up figure (NIC line rate
  *                       and switch ports scaled alike).
  *
@@ -48,7 +50,8 @@ typedef enum whatif_fabric {
   WHATIF_FABRIC_SAME, /* the cluster's own */
   WHATIF_FABRIC_MRFT, /* multi-rail two-layer fat-tree */
   WHATIF_FABRIC_MPFT, /* multi-plane two-layer fat-tree, one plane per GPU of a node */
-  WHATIF_FABRIC_FT3   /* three-layer fat-tree */
+  WHATIF_FABRIC_FT3,  /* three-layer fat-tree */
+  WHATIF_FABRIC_FT2   /* two-layer fat-tree, a node's GPUs on consecutive leaf ports */
 } whatif_fabric;
 
 typedef struct whatif_hw {
@@ -85,8 +88,8 @@ void whatif_describe(const whatif_hw *hw, int workload, char *buf, size_t len);
 void whatif_apply_model(const whatif_hw *hw, model_spec *m);
 
 /* The cluster side, on a resolved topology spec before topo_build: the fabric swap, the scale-up
- * domain size and the scale-out bandwidth. Returns 0, or -1 with a message in err (a domain size
- * that does not divide the cluster's GPUs, a cluster without a node count). */
+ * domain size (nodes = GPUs / domain size, rounded down) and the scale-out bandwidth. Returns 0, or
+ * -1 with a message in err (a cluster without a node count or smaller than one domain). */
 int whatif_apply_topo(const whatif_hw *hw, topo_spec *s, char *err, size_t err_len);
 
 /* ---- the FP8 GEMM promotion step ---- */
