@@ -45,21 +45,27 @@ ROOT=$(pwd)
 case "$OUT" in /*) AOUT=$OUT ;; *) AOUT="$ROOT/$OUT" ;; esac
 JOBS_ARG=${JOBS:+--jobs $JOBS}
 T0=$(date +%s)
+FAILED_POINTS=""
 STEPS=5
 [ "$WHATIF" = none ] && STEPS=$((STEPS - 1))
 [ "$SERVE" = none ] && STEPS=$((STEPS - 1))
 n=0
 
-# step TITLE LOG CMD...: runs CMD with its stdout in OUT/logs/LOG.log, progress on stderr.
+# step TITLE LOG CMD...: runs CMD with its stdout in OUT/logs/LOG.log, progress on stderr. A sweep
+# whose points partly failed (moesim run's exit 3: the failures are rows of its table) is reported
+# and the run goes on; any other failure stops it with that status.
 step() {
-  title=$1 log="$OUT/logs/$2.log"
+  title=$1 name=$2 log="$OUT/logs/$2.log"
   shift 2
   n=$((n + 1))
   s0=$(date +%s)
   printf '[%d/%d] %s\n' "$n" "$STEPS" "$title" >&2
   "$@" > "$log"
   rc=$?
-  if [ $rc -ne 0 ]; then
+  if [ $rc -eq 3 ]; then
+    echo "      some points failed (their errors are in the table's error column; details above)" >&2
+    FAILED_POINTS="$FAILED_POINTS $name"
+  elif [ $rc -ne 0 ]; then
     tail -n 20 "$log" >&2
     echo "flagship: step $n failed (exit $rc): $*" >&2
     echo "flagship: its output is in $log" >&2
@@ -151,8 +157,9 @@ elif [ "$WHATIF" = missing ]; then
   echo "hardware what-ifs  skipped: experiments/hw-suggestions.yaml is not in this tree yet"
   echo
 else
-  echo "hardware what-ifs"
-  sed -n '/^whatif /,$p' "$OUT/logs/whatif.log" | grep -v '^figure\|^results' | sed 's/^/  /'
+  echo "hardware what-ifs (gain of each suggestion alone and of all together; mechanisms in the table)"
+  awk '/^  suggestion / { on = 1 } /^results / { on = 0 } on { s = $2; sub(/^experiment=/, "", s); sub(/\.yaml$/, "", s)
+    printf "  %-18s %-28s %8s\n", $1, s, $4 }' "$OUT/logs/whatif.log"
   echo "                 $OUT/hw-suggestions/results.csv"
   for f in "$OUT"/hw-suggestions/*.png; do [ -f "$f" ] && echo "                 $f"; done
   echo
@@ -164,3 +171,5 @@ for d in cluster-purchase cluster-purchase-serve; do
   for f in "$OUT/$d"/*.png; do [ -f "$f" ] && echo "                 $f"; done
   echo
 done
+[ -z "$FAILED_POINTS" ] || echo "note             some sweep points failed in:$FAILED_POINTS (their rows say why; logs in $OUT/logs/)"
+exit 0
