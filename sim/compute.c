@@ -194,8 +194,10 @@ void compute_op_from_model(const model_op *mo, compute_op *out) {
   default: out->cls = COMPUTE_ELEMENTWISE; break;
   }
   out->dtype = compute_dtype_name(mo->dtype);
-  /* element-wise ops a table kernel measures: SwiGLU, and the weighted un-permute of the MoE combine */
+  /* element-wise ops a table kernel measures: SwiGLU, the weighted un-permute of the MoE combine,
+   * and the FP8 quantization of a GEMM input (BF16 in, FP8 and 1x128 scales out: quant_token) */
   if (mo->cls == MODEL_OP_SWIGLU) out->kernel = "swiglu";
+  else if (mo->cls == MODEL_OP_QUANT) out->kernel = "quant_token";
   else if (mo->cls == MODEL_OP_ROUTE && mo->name && strcmp(mo->name, "moe.combine") == 0) out->kernel = "combine";
   if (out->cls == COMPUTE_GEMM || out->cls == COMPUTE_GROUPED) {
     out->m = mo->m, out->n = mo->n, out->k = mo->k;

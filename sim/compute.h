@@ -22,8 +22,9 @@
  *     machine's, `moesim kernels`) thus teach a GPU only what no GPU row covers: a GPU's
  *     efficiency says more about another GPU than a CPU's does.
  *  2b. An element-wise op that a table kernel measures (op.kernel: "swiglu" for SwiGLU, "combine"
- *     for the MoE combine's weighted un-permute): the target's HBM bandwidth times the fraction of
- *     its device's memory bandwidth the nearest row of that kernel achieved — rows ordered by
+ *     for the MoE combine's weighted un-permute, "quant_token" for the FP8 quantization of a GEMM
+ *     input): the target's HBM bandwidth times the fraction of its device's memory bandwidth the
+ *     nearest row of that kernel achieved — rows ordered by
  *       (other device than the target, a CPU's row for a GPU target, other dtype than the op's,
  *        |log2 bytes moved - log2 op bytes| in thousandths, lower bandwidth fraction)
  *     — and never faster than FLOPs / peak. A row's memory bandwidth is the target's HBM for the
@@ -73,7 +74,7 @@ typedef struct compute_op {
                          per expert */
   int64_t groups;     /* grouped GEMM: experts the rows are spread over (else 1) */
   const char *kernel; /* element-wise ops: the kernel-table kernel that measures it ("swiglu",
-                         "combine"), or NULL (rule 2b) */
+                         "combine", "quant_token"), or NULL (rule 2b) */
   double flops;       /* floating-point operations */
   double bytes;       /* bytes moved to and from HBM */
 } compute_op;

@@ -179,7 +179,7 @@ static void test_bandwidth_projection(void) {
   free(p), free(q);
 }
 
-/* The model's SwiGLU and MoE combine ops name the kernels that measure them. */
+/* The model's SwiGLU, MoE combine and FP8 quantize ops name the kernels that measure them. */
 static void test_model_ops_name_kernels(void) {
   model_op sw = {.name = "moe.routed.swiglu", .cls = MODEL_OP_SWIGLU, .dtype = MODEL_BF16, .flops = 1, .bytes = 1};
   model_op cb = {.name = "moe.combine", .cls = MODEL_OP_ROUTE, .dtype = MODEL_BF16, .flops = 1, .bytes = 1};
@@ -191,6 +191,9 @@ static void test_model_ops_name_kernels(void) {
   T_CHECK(o.kernel && strcmp(o.kernel, "combine") == 0);
   compute_op_from_model(&rt, &o);
   T_CHECK(o.kernel == NULL);
+  model_op q = {.name = "attn.q_proj.quant", .cls = MODEL_OP_QUANT, .dtype = MODEL_BF16, .bytes = 1};
+  compute_op_from_model(&q, &o);
+  T_CHECK(o.kernel && strcmp(o.kernel, "quant_token") == 0);
 }
 
 int main(void) {
