@@ -227,18 +227,27 @@ typedef enum a2a_phase {
 
 extern const char *const a2a_phase_names[A2A_PH_COUNT];
 
-/* What the simulator needs, measured in the run (--predict). Kernel timings are isolated: one rank
- * at a time, the others waiting without spinning. */
+/* What the simulator needs, measured in the run (--predict), apart from the timed iterations.
+ * Kernel timings are isolated: one rank at a time while the others wait asleep. Work is process
+ * CPU time (what a phase costs a core, whoever else runs on the machine); the shares say how much
+ * of a core a busy rank gets, alone and with every rank busy (other processes on the machine take
+ * the rest). */
 typedef struct a2a_calib {
-  double phase_us[A2A_PH_COUNT]; /* this rank's local work per phase, alone (median us); exchanges 0 */
-  double copy_gbyte_s;           /* memcpy of the rank's received bytes, alone (GB/s copied) */
-  double copy_all_gbyte_s;       /* the same, all ranks at once: total over ranks (GB/s) */
-  double mpi_gbyte_s;            /* one MPI message of the rank's receive size, rank 0 -> 1 alone */
+  double phase_us[A2A_PH_COUNT];     /* this rank's local work per phase alone, wall (median us) */
+  double phase_cpu_us[A2A_PH_COUNT]; /* the same in process CPU time (median us): the work */
+  double copy_gbyte_s;           /* memcpy of the rank's receive size alone, per CPU-second (GB/s) */
+  double copy_all_gbyte_s;       /* the same on all ranks at once: total over ranks (GB/s) */
+  double mpi_gbyte_s[2];         /* one MPI message rank 0 -> 1 alone, per second of the receiving
+                                    core's CPU time: [0] dispatch size, [1] combine size (GB/s) */
+  uint64_t msg_bytes[2];         /* those sizes: the run's mean message between ranks (nodes) */
   double latency_us;             /* one-way latency of an empty MPI message (ping-pong / 2) */
+  double share_alone;            /* CPU time / wall time of a busy loop on this rank alone */
+  double share_all;              /* the same with every rank's busy loop at once */
   int copy_ranks;                /* ranks that copied at once for copy_all_gbyte_s */
   int cpus;                      /* CPUs in this rank's affinity mask */
-  int cpu_first;                 /* lowest CPU of the mask (ranks with equal masks share them) */
+  int online_cpus;               /* CPUs online on its host */
   uint64_t cpu_mask;             /* the mask's first 64 CPUs */
+  int mpi_yields;                /* 1: MPI yields the CPU while it waits (mpi_yield_when_idle) */
 } a2a_calib;
 
 /* One rank's record, gathered at rank 0. */
@@ -246,6 +255,7 @@ typedef struct a2a_rank_result {
   int e0, e1;              /* experts [e0, e1) */
   a2a_bytes bytes;         /* what it moved */
   int64_t *send_cnt;       /* [R] tokens sent to each rank */
+  int64_t *node_cnt;       /* [nodes] tokens sent to each node */
   int64_t expert_rows;     /* (row, local expert) pairs computed */
   int64_t *expert_cnt;     /* [e1 - e0] rows per local expert */
   double *us;              /* [iters x A2A_PH_COUNT] timings */
@@ -270,6 +280,8 @@ typedef struct a2a_result {
   int64_t checked_tokens;  /* tokens compared with the reference */
   char mpi_version[160];   /* MPI_Get_library_version, first line */
   char transport[160];     /* what OpenMPI moves the bytes with, as far as MPI_T tells */
+  char single_copy[16];    /* OpenMPI's shared-memory single-copy mechanism (cma, xpmem, knem,
+                              none: copy in and out of a shared buffer), or "" when unknown */
   double layer_flops;      /* layer: FLOPs of one forward over all ranks */
 } a2a_result;
 

@@ -1,18 +1,24 @@
-/* kernels/comm/a2a_calib.c — what `moesim a2a --predict` measures besides the run itself, so the
- * simulator can predict the run from isolated measurements only (a2a.h, a2a_calib):
+/* kernels/comm/a2a_calib.c — what `moesim a2a --predict` measures besides the timed iterations,
+ * so the simulator can predict them from isolated measurements only (a2a.h, a2a_calib):
  *   - every rank-local phase of the iteration (gate, pack, scatter, shared expert, experts,
- *     forwarder reduce, final reduce), one rank at a time while the others wait asleep, so a
- *     timing is the phase alone on an idle machine (what a kernel-table row means);
- *   - memcpy of the rank's receive size: alone, then on all ranks at once (the memory bus they
- *     share);
- *   - one MPI message of a dispatch-sized payload between ranks 0 and 1, alone, and the empty
- *     message's latency (ping-pong);
- *   - the CPUs each rank may run on (its affinity mask), so the model knows which ranks share cores.
+ *     forwarder reduce, final reduce), one rank at a time while the others wait asleep, in wall
+ *     and process CPU time — the CPU time is the phase's work on a core, whatever else the machine
+ *     runs (what a kernel-table row means);
+ *   - memcpy of the rank's receive size alone (per CPU-second), then on all ranks at once (the
+ *     memory bus they share);
+ *   - one MPI message of the run's mean dispatch and combine message sizes, rank 0 -> 1 alone, per
+ *     second of the receiving core's CPU time (a single-copy transport copies on the receiver), and
+ *     the empty message's latency;
+ *   - how much of a core a busy loop gets, alone and on every rank at once (before and after the
+ *     rest): other processes on the machine take the difference;
+ *   - the CPUs each rank may run on (its affinity mask) and whether MPI yields while it waits.
  * Every figure is the median of several repetitions. */
 #if MOESIM_MPI
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "a2a_internal.h"
 #include "harness.h"
@@ -20,21 +26,28 @@
 
 #define CAL_REPS 5
 
-/* Median time (us) of CAL_REPS runs of one local phase, after one untimed run. */
-static double time_phase(a2a_ctx *x, int phase) {
-  double t[CAL_REPS];
+/* This process's CPU time, us (all its threads). */
+static double cpu_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec * 1e-3;
+}
+
+/* Medians of CAL_REPS runs of one local phase (wall and CPU), after one untimed run. */
+static void time_phase(a2a_ctx *x, int phase, double *wall, double *cpu) {
+  double t[CAL_REPS], c[CAL_REPS];
   const bf16_t *shared = x->c->layer && x->c->n_shared ? x->shared : NULL;
   for (int i = -1; i < CAL_REPS; i++) {
-    double t0 = a2a_now_us();
+    double t0 = a2a_now_us(), c0 = cpu_us();
     switch (phase) {
     case A2A_PH_GATE: (void)a2a_layer_gate(x); break;
     case A2A_PH_SHARED: (void)a2a_layer_shared(x); break;
     case A2A_PH_EXPERTS: (void)a2a_expert_stage(x); break;
     default: a2a_local_phase(x, phase, shared); break;
     }
-    if (i >= 0) t[i] = a2a_now_us() - t0;
+    if (i >= 0) t[i] = a2a_now_us() - t0, c[i] = cpu_us() - c0;
   }
-  return hn_median(t, CAL_REPS);
+  *wall = hn_median(t, CAL_REPS), *cpu = hn_median(c, CAL_REPS);
 }
 
 /* Touches every page so that a copy measures bandwidth, not page faults. */
@@ -44,79 +57,161 @@ static char *touched(uint64_t n) {
   return p;
 }
 
-static double copy_us(char *dst, const char *src, uint64_t n) {
-  double t0 = a2a_now_us();
-  memcpy(dst, src, (size_t)n);
-  return a2a_now_us() - t0;
-}
-
 static void calib_copy(a2a_ctx *x, a2a_calib *cal, uint64_t bytes) {
   char *src = touched(bytes), *dst = touched(bytes);
   double t[CAL_REPS];
   for (int k = 0; k < x->R; k++) {
     a2a_quiet_barrier(x->world);
     if (k != x->r) continue;
-    (void)copy_us(dst, src, bytes);
-    for (int i = 0; i < CAL_REPS; i++) t[i] = copy_us(dst, src, bytes);
-    cal->copy_gbyte_s = (double)bytes / (hn_median(t, CAL_REPS) * 1e3);
+    memcpy(dst, src, (size_t)bytes);
+    for (int i = 0; i < CAL_REPS; i++) {
+      double c0 = cpu_us();
+      memcpy(dst, src, (size_t)bytes);
+      t[i] = cpu_us() - c0;
+    }
+    double m = hn_median(t, CAL_REPS);
+    cal->copy_gbyte_s = (double)bytes / ((m > 0.01 ? m : 0.01) * 1e3);
   }
-  /* all ranks at once: the total rate is the bytes of all over the slowest */
+  /* all ranks at once: the total of their rates over their CPU time */
   double agg[CAL_REPS];
-  uint64_t total = 0;
-  A2A_MPI(MPI_Allreduce(&bytes, &total, 1, MPI_UINT64_T, MPI_SUM, x->world));
   for (int i = -1; i < CAL_REPS; i++) {
     a2a_quiet_barrier(x->world);
     A2A_MPI(MPI_Barrier(x->world));
-    double mine = copy_us(dst, src, bytes), slow = 0;
-    A2A_MPI(MPI_Allreduce(&mine, &slow, 1, MPI_DOUBLE, MPI_MAX, x->world));
-    if (i >= 0) agg[i] = (double)total / (slow * 1e3);
+    double c0 = cpu_us();
+    memcpy(dst, src, (size_t)bytes);
+    double c = cpu_us() - c0, rate = (double)bytes / ((c > 0.01 ? c : 0.01) * 1e3), sum = 0;
+    A2A_MPI(MPI_Allreduce(&rate, &sum, 1, MPI_DOUBLE, MPI_SUM, x->world));
+    if (i >= 0) agg[i] = sum;
   }
   cal->copy_all_gbyte_s = hn_median(agg, CAL_REPS);
   cal->copy_ranks = x->R;
   free(src), free(dst);
 }
 
-/* Rank 0 -> 1: an empty ping-pong (latency) and one message of `bytes` answered by an empty one. */
-static void calib_mpi(a2a_ctx *x, a2a_calib *cal, uint64_t bytes) {
+/* Rank 0 -> 1, the others asleep: an empty ping-pong (latency), then for each of the two sizes one
+ * message answered by an empty one, costed in the receiver's CPU time. */
+static void calib_mpi(a2a_ctx *x, a2a_calib *cal) {
   a2a_quiet_barrier(x->world);
-  if (x->R < 2 || x->r > 1) {
+  if (x->R >= 2 && x->r <= 1) {
+    int peer = 1 - x->r;
+    uint64_t big = cal->msg_bytes[0] > cal->msg_bytes[1] ? cal->msg_bytes[0] : cal->msg_bytes[1];
+    char *buf = touched(big ? big : 1);
+    double lat[32], t[CAL_REPS];
+    for (int i = -4; i < 32; i++) {
+      double t0 = a2a_now_us();
+      if (x->r == 0) {
+        A2A_MPI(MPI_Send(buf, 0, MPI_BYTE, peer, 5, x->world));
+        A2A_MPI(MPI_Recv(buf, 0, MPI_BYTE, peer, 5, x->world, MPI_STATUS_IGNORE));
+      } else {
+        A2A_MPI(MPI_Recv(buf, 0, MPI_BYTE, peer, 5, x->world, MPI_STATUS_IGNORE));
+        A2A_MPI(MPI_Send(buf, 0, MPI_BYTE, peer, 5, x->world));
+      }
+      if (i >= 0) lat[i] = (a2a_now_us() - t0) / 2;
+    }
+    cal->latency_us = hn_median(lat, 32);
+    for (int s = 0; s < 2; s++) {
+      int n = (int)cal->msg_bytes[s];
+      for (int i = -1; i < CAL_REPS; i++) {
+        /* the receiver posts first so that its CPU time is the copy, not the wait for the sender */
+        if (x->r == 0) {
+          A2A_MPI(MPI_Recv(buf, 0, MPI_BYTE, peer, 7, x->world, MPI_STATUS_IGNORE));
+          A2A_MPI(MPI_Send(buf, n, MPI_BYTE, peer, 6, x->world));
+          A2A_MPI(MPI_Recv(buf, 0, MPI_BYTE, peer, 6, x->world, MPI_STATUS_IGNORE));
+        } else {
+          MPI_Request rq;
+          A2A_MPI(MPI_Irecv(buf, n, MPI_BYTE, peer, 6, x->world, &rq));
+          A2A_MPI(MPI_Send(buf, 0, MPI_BYTE, peer, 7, x->world));
+          double c0 = cpu_us();
+          A2A_MPI(MPI_Wait(&rq, MPI_STATUS_IGNORE));
+          if (i >= 0) t[i] = cpu_us() - c0;
+          A2A_MPI(MPI_Send(buf, 0, MPI_BYTE, peer, 6, x->world));
+        }
+      }
+      double m = 0;
+      if (x->r == 1) {
+        m = hn_median(t, CAL_REPS);
+        A2A_MPI(MPI_Send(&m, 1, MPI_DOUBLE, peer, 8, x->world));
+      } else {
+        A2A_MPI(MPI_Recv(&m, 1, MPI_DOUBLE, peer, 8, x->world, MPI_STATUS_IGNORE));
+      }
+      cal->mpi_gbyte_s[s] = (double)n / ((m > 0.01 ? m : 0.01) * 1e3);
+    }
+    free(buf);
+  }
+  a2a_quiet_barrier(x->world);
+}
+
+/* The mean size of the messages between ranks (flat) or nodes (hier) of the dispatch and the
+ * combine, over all ranks; at least 64 KiB. */
+static void message_sizes(a2a_ctx *x, uint64_t *bytes) {
+  double rows = 0, msgs = 0;
+  if (!x->h) {
+    for (int s = 0; s < x->R; s++)
+      if (s != x->r && x->recv_cnt[s]) rows += (double)x->recv_cnt[s], msgs += 1;
+  } else if (x->nr == 0) {
+    for (int m = 0; m < x->N; m++)
+      if (m != x->n && x->h->S[m * x->N + x->n]) rows += (double)x->h->S[m * x->N + x->n], msgs += 1;
+  }
+  double v[2] = {rows, msgs};
+  A2A_MPI(MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_DOUBLE, MPI_SUM, x->world));
+  double mean = v[1] > 0 ? v[0] / v[1] : 0;
+  double d = mean * (double)x->f.bytes, c = mean * 2.0 * (double)x->H;
+  bytes[0] = d > 65536 ? (uint64_t)d : 65536;
+  bytes[1] = c > 65536 ? (uint64_t)c : 65536;
+}
+
+/* CPU share of a busy loop of `wall_us`: CPU time over wall time. */
+static double spin_share(double wall_us) {
+  double t0 = a2a_now_us(), c0 = cpu_us();
+  volatile double acc = 0;
+  while (a2a_now_us() - t0 < wall_us)
+    for (int i = 0; i < 2000; i++) acc += (double)i * 0.5;
+  double w = a2a_now_us() - t0;
+  return (cpu_us() - c0) / w;
+}
+
+/* Shares alone (rank by rank) and with every rank busy at once; medians of 3. */
+static void calib_shares(a2a_ctx *x, double *alone, double *all) {
+  double a[3], b[3];
+  for (int i = 0; i < 3; i++) {
+    for (int k = 0; k < x->R; k++) {
+      a2a_quiet_barrier(x->world);
+      if (k == x->r) a[i] = spin_share(20000);
+    }
     a2a_quiet_barrier(x->world);
-    return;
+    A2A_MPI(MPI_Barrier(x->world));
+    b[i] = spin_share(20000);
   }
-  int peer = 1 - x->r;
-  char *buf = touched(bytes ? bytes : 1);
-  double lat[32], big[CAL_REPS];
-  for (int i = -4; i < 32; i++) {
-    double t0 = a2a_now_us();
-    if (x->r == 0) {
-      A2A_MPI(MPI_Send(buf, 0, MPI_BYTE, peer, 5, x->world));
-      A2A_MPI(MPI_Recv(buf, 0, MPI_BYTE, peer, 5, x->world, MPI_STATUS_IGNORE));
-    } else {
-      A2A_MPI(MPI_Recv(buf, 0, MPI_BYTE, peer, 5, x->world, MPI_STATUS_IGNORE));
-      A2A_MPI(MPI_Send(buf, 0, MPI_BYTE, peer, 5, x->world));
-    }
-    if (i >= 0) lat[i] = (a2a_now_us() - t0) / 2;
+  *alone = hn_median(a, 3), *all = hn_median(b, 3);
+}
+
+/* OpenMPI's mpi_yield_when_idle through the MPI tool interface (0 when unknown). */
+static int mpi_yields(void) {
+  int prov, num = 0, yields = 0;
+  if (MPI_T_init_thread(MPI_THREAD_SINGLE, &prov) != MPI_SUCCESS) return 0;
+  if (MPI_T_cvar_get_num(&num) != MPI_SUCCESS) num = 0;
+  for (int i = 0; i < num; i++) {
+    char name[128], desc[8];
+    int nl = sizeof name, dl = sizeof desc, verb, bind, scope, cnt;
+    MPI_Datatype dt;
+    MPI_T_enum en;
+    if (MPI_T_cvar_get_info(i, name, &nl, &verb, &dt, &en, desc, &dl, &bind, &scope) != MPI_SUCCESS) continue;
+    if (strcmp(name, "mpi_yield_when_idle") != 0) continue;
+    MPI_T_cvar_handle h;
+    if (MPI_T_cvar_handle_alloc(i, NULL, &h, &cnt) != MPI_SUCCESS) break;
+    unsigned char v[16] = {0}; /* a C bool or an int, read into zeroed bytes */
+    if (MPI_T_cvar_read(h, v) == MPI_SUCCESS) yields = v[0] != 0;
+    MPI_T_cvar_handle_free(&h);
+    break;
   }
-  cal->latency_us = hn_median(lat, 32);
-  for (int i = -1; i < CAL_REPS; i++) {
-    double t0 = a2a_now_us();
-    if (x->r == 0) {
-      A2A_MPI(MPI_Send(buf, (int)bytes, MPI_BYTE, peer, 6, x->world));
-      A2A_MPI(MPI_Recv(buf, 0, MPI_BYTE, peer, 6, x->world, MPI_STATUS_IGNORE));
-    } else {
-      A2A_MPI(MPI_Recv(buf, (int)bytes, MPI_BYTE, peer, 6, x->world, MPI_STATUS_IGNORE));
-      A2A_MPI(MPI_Send(buf, 0, MPI_BYTE, peer, 6, x->world));
-    }
-    if (i >= 0) big[i] = a2a_now_us() - t0 - 2 * cal->latency_us;
-  }
-  double t = hn_median(big, CAL_REPS);
-  cal->mpi_gbyte_s = (double)bytes / ((t > 0.01 ? t : 0.01) * 1e3);
-  free(buf);
-  a2a_quiet_barrier(x->world);
+  MPI_T_finalize();
+  return yields;
 }
 
 void a2a_calibrate(a2a_ctx *x, a2a_calib *cal) {
   memset(cal, 0, sizeof *cal);
+  double a0, b0, a1, b1;
+  calib_shares(x, &a0, &b0);
   static const int phases[] = {A2A_PH_GATE,    A2A_PH_PACK, A2A_PH_SCATTER, A2A_PH_SHARED,
                                A2A_PH_EXPERTS, A2A_PH_FWD,  A2A_PH_REDUCE};
   for (int k = 0; k < x->R; k++) {
@@ -126,31 +221,28 @@ void a2a_calibrate(a2a_ctx *x, a2a_calib *cal) {
       int p = phases[i];
       if (!x->c->layer && (p == A2A_PH_GATE || p == A2A_PH_SHARED)) continue;
       if (!x->h && (p == A2A_PH_SCATTER || p == A2A_PH_FWD)) continue;
-      cal->phase_us[p] = time_phase(x, p);
+      time_phase(x, p, &cal->phase_us[p], &cal->phase_cpu_us[p]);
     }
   }
   uint64_t recv_bytes = (uint64_t)(x->nrecv - x->recv_cnt[x->r]) * x->f.bytes;
   calib_copy(x, cal, recv_bytes > (1u << 16) ? recv_bytes : (1u << 16));
-  /* the message ranks 0 and 1 exchange in the dispatch (rank 1's rows from rank 0) */
-  int64_t rows01 = x->R > 1 && x->r == 1 ? x->recv_cnt[0] : 0;
-  A2A_MPI(MPI_Allreduce(MPI_IN_PLACE, &rows01, 1, MPI_INT64_T, MPI_MAX, x->world));
-  uint64_t msg = (uint64_t)rows01 * x->f.bytes;
-  a2a_calib mine = *cal;
-  calib_mpi(x, &mine, msg > (1u << 16) ? msg : (1u << 16));
+  message_sizes(x, cal->msg_bytes);
+  calib_mpi(x, cal);
   /* ranks 0 and 1 measured the link; everyone gets their figures */
-  double link[2] = {mine.mpi_gbyte_s, mine.latency_us};
-  A2A_MPI(MPI_Bcast(link, 2, MPI_DOUBLE, 0, x->world));
-  cal->mpi_gbyte_s = link[0], cal->latency_us = link[1];
+  double link[3] = {cal->mpi_gbyte_s[0], cal->mpi_gbyte_s[1], cal->latency_us};
+  A2A_MPI(MPI_Bcast(link, 3, MPI_DOUBLE, 0, x->world));
+  cal->mpi_gbyte_s[0] = link[0], cal->mpi_gbyte_s[1] = link[1], cal->latency_us = link[2];
+  calib_shares(x, &a1, &b1);
+  cal->share_alone = 0.5 * (a0 + a1), cal->share_all = 0.5 * (b0 + b1);
   cpu_set_t set;
   CPU_ZERO(&set);
   if (sched_getaffinity(0, sizeof set, &set) == 0) {
     cal->cpus = CPU_COUNT(&set);
-    cal->cpu_first = -1;
-    for (int c = 0; c < CPU_SETSIZE; c++)
-      if (CPU_ISSET(c, &set)) {
-        if (cal->cpu_first < 0) cal->cpu_first = c;
-        if (c < 64) cal->cpu_mask |= 1ull << c;
-      }
+    for (int c = 0; c < 64; c++)
+      if (CPU_ISSET(c, &set)) cal->cpu_mask |= 1ull << c;
   }
+  long on = sysconf(_SC_NPROCESSORS_ONLN);
+  cal->online_cpus = on > 0 ? (int)on : cal->cpus;
+  cal->mpi_yields = mpi_yields();
 }
 #endif

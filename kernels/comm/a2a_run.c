@@ -190,6 +190,37 @@ typedef struct rank_wire {
   char host[64];
 } rank_wire;
 
+/* OpenMPI's vader single-copy mechanism through the MPI tool interface ("" when not found). */
+static void single_copy_of(char *out, size_t n) {
+  int prov, num = 0;
+  out[0] = 0;
+  if (MPI_T_init_thread(MPI_THREAD_SINGLE, &prov) != MPI_SUCCESS) return;
+  if (MPI_T_cvar_get_num(&num) != MPI_SUCCESS) num = 0;
+  for (int i = 0; i < num && !out[0]; i++) {
+    char name[128], desc[8];
+    int nl = sizeof name, dl = sizeof desc, verb, bind, scope, cnt, val = -1;
+    MPI_Datatype dt;
+    MPI_T_enum en;
+    if (MPI_T_cvar_get_info(i, name, &nl, &verb, &dt, &en, desc, &dl, &bind, &scope) != MPI_SUCCESS) continue;
+    if (strcmp(name, "btl_vader_single_copy_mechanism") != 0 || dt != MPI_INT || en == MPI_T_ENUM_NULL) continue;
+    MPI_T_cvar_handle h;
+    if (MPI_T_cvar_handle_alloc(i, NULL, &h, &cnt) != MPI_SUCCESS) continue;
+    if (MPI_T_cvar_read(h, &val) == MPI_SUCCESS) {
+      int items = 0;
+      char en_name[64];
+      int enl = sizeof en_name;
+      if (MPI_T_enum_get_info(en, &items, en_name, &enl) == MPI_SUCCESS)
+        for (int k = 0; k < items; k++) {
+          char item[32];
+          int v, il = sizeof item;
+          if (MPI_T_enum_get_item(en, k, &v, item, &il) == MPI_SUCCESS && v == val) snprintf(out, n, "%.15s", item);
+        }
+    }
+    MPI_T_cvar_handle_free(&h);
+  }
+  MPI_T_finalize();
+}
+
 static void transport_of(a2a_result *res) {
   char v[MPI_MAX_LIBRARY_VERSION_STRING];
   int len = 0;
@@ -199,10 +230,10 @@ static void transport_of(a2a_result *res) {
     if (nl) *nl = 0;
     snprintf(res->mpi_version, sizeof res->mpi_version, "%.150s", v);
   }
-  const char *sc = getenv("OMPI_MCA_btl_vader_single_copy_mechanism");
+  single_copy_of(res->single_copy, sizeof res->single_copy);
   if (res->hosts <= 1)
-    snprintf(res->transport, sizeof res->transport,
-             "one host: shared memory (OpenMPI btl vader; single copy %.24s)", sc ? sc : "cma by default");
+    snprintf(res->transport, sizeof res->transport, "one host: shared memory (OpenMPI btl vader, single copy %s)",
+             res->single_copy[0] ? res->single_copy : "unknown");
   else
     snprintf(res->transport, sizeof res->transport,
              "%d hosts: shared memory inside a host, the network between hosts (OpenMPI pml ucx on "
@@ -228,9 +259,11 @@ static void gather(a2a_ctx *x, const double *us, const int64_t *expert_cnt, int6
   rank_wire *all = x->r == 0 ? util_xmalloc((size_t)R * sizeof *all) : NULL;
   double *all_us = x->r == 0 ? util_xmalloc((size_t)R * iters * PH * sizeof *all_us) : NULL;
   int64_t *all_cnt = x->r == 0 ? util_xmalloc((size_t)R * R * sizeof *all_cnt) : NULL;
+  int64_t *all_ncnt = x->r == 0 ? util_xmalloc((size_t)R * x->N * sizeof *all_ncnt) : NULL;
   A2A_MPI(MPI_Gather(&w, (int)sizeof w, MPI_BYTE, all, (int)sizeof w, MPI_BYTE, 0, x->world));
   A2A_MPI(MPI_Gather(us, iters * PH, MPI_DOUBLE, all_us, iters * PH, MPI_DOUBLE, 0, x->world));
   A2A_MPI(MPI_Gather(x->lay.rank_cnt, R, MPI_INT64_T, all_cnt, R, MPI_INT64_T, 0, x->world));
+  A2A_MPI(MPI_Gather(x->lay.node_cnt, x->N, MPI_INT64_T, all_ncnt, x->N, MPI_INT64_T, 0, x->world));
   int *rc = x->r == 0 ? util_xmalloc((size_t)R * sizeof *rc) : NULL, *ro = NULL;
   int64_t *ecnt = NULL;
   if (x->r == 0) {
@@ -250,6 +283,8 @@ static void gather(a2a_ctx *x, const double *us, const int64_t *expert_cnt, int6
       snprintf(q->host, sizeof q->host, "%s", all[s].host);
       q->send_cnt = util_xmalloc((size_t)R * sizeof *q->send_cnt);
       memcpy(q->send_cnt, all_cnt + (int64_t)s * R, (size_t)R * sizeof *q->send_cnt);
+      q->node_cnt = util_xmalloc((size_t)x->N * sizeof *q->node_cnt);
+      memcpy(q->node_cnt, all_ncnt + (int64_t)s * x->N, (size_t)x->N * sizeof *q->node_cnt);
       q->expert_cnt = util_xmalloc((size_t)(rc[s] + 1) * sizeof *q->expert_cnt);
       memcpy(q->expert_cnt, ecnt + ro[s], (size_t)rc[s] * sizeof *q->expert_cnt);
       q->us = util_xmalloc((size_t)iters * PH * sizeof *q->us);
@@ -264,7 +299,7 @@ static void gather(a2a_ctx *x, const double *us, const int64_t *expert_cnt, int6
     }
     transport_of(res);
   }
-  free(all), free(all_us), free(all_cnt), free(rc), free(ro), free(ecnt);
+  free(all), free(all_us), free(all_cnt), free(all_ncnt), free(rc), free(ro), free(ecnt);
 }
 
 int a2a_run(const a2a_cfg *c, a2a_result *res) {
@@ -312,7 +347,7 @@ int a2a_run(const a2a_cfg *c, a2a_result *res) {
 void a2a_result_free(a2a_result *res) {
   if (res->rank)
     for (int s = 0; s < res->ranks; s++) {
-      free(res->rank[s].send_cnt), free(res->rank[s].expert_cnt), free(res->rank[s].us);
+      free(res->rank[s].send_cnt), free(res->rank[s].node_cnt), free(res->rank[s].expert_cnt), free(res->rank[s].us);
     }
   free(res->rank);
   memset(res, 0, sizeof *res);
