@@ -54,8 +54,17 @@ int a2a_cfg_check(const a2a_cfg *c, int ranks, char *why, size_t why_len) {
     snprintf(why, why_len, "%s", msg);
     return -1;
   }
-  if (moe_gate_check(&c->gate, why, why_len) != 0) return -1;
-  return 0;
+  const moe_gate_cfg *g = &c->gate;
+  if (g->n_groups < 1 || g->n_experts % g->n_groups != 0)
+    snprintf(why, why_len, "--experts (%d) must be a multiple of --groups (%d)", g->n_experts, g->n_groups);
+  else if (g->topk_groups < 1 || g->topk_groups > g->n_groups)
+    snprintf(why, why_len, "--topk-groups (%d) must be between 1 and --groups (%d)", g->topk_groups, g->n_groups);
+  else if (g->topk < 1 || g->topk > g->topk_groups * (g->n_experts / g->n_groups))
+    snprintf(why, why_len, "--topk (%d) must be between 1 and the %d experts of --topk-groups groups", g->topk,
+             g->topk_groups * (g->n_experts / g->n_groups));
+  else
+    return moe_gate_check(g, why, why_len);
+  return -1;
 }
 
 /* ---- ownership ---- */
