@@ -3,16 +3,18 @@
  *
  * A call becomes a list of jobs (one per expert for grouped GEMMs), each an M x N product.
  * Phase 1 packs every job's activations into MR-row micro-panels of BF16 pairs (FP8 decoded
- * exactly), in parallel. Phase 2 cuts the output columns of every job into panels of NV strips
- * and shares the (job, panel) items among the threads in contiguous runs of equal estimated cost.
- * For each item, rows are taken MC at a time; for each K block the micro-kernel runs over the MC
- * rows (the KC x NR weight block stays in L1 while the activation micro-panels stream from L2),
- * accumulating into an FP32 tile buffer; FP8 blocks are decoded to BF16 just before use and their
+ * exactly), in parallel. Phase 2 cuts the output columns of every job into panels of NV strips,
+ * groups (job, row block, run of panels) into units, and the threads take units from a shared
+ * counter (pool_run_dynamic), so a thread that another program delays holds nobody up.
+ * Within a unit, for each panel and K block the micro-kernel runs over the unit's rows (the KC x NR
+ * weight block stays in L1 while the activation micro-panels stream from L2/L3), accumulating into
+ * an FP32 tile buffer; FP8 blocks are decoded to BF16 just before use and their
  * partial sums scaled every promo_k. The epilogue turns the tile buffer into C (FP32, BF16, or
  * SwiGLU of the gate and up halves). */
 #include <assert.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +24,9 @@
 
 #ifndef GEMM_KC_PAIRS
 #define GEMM_KC_PAIRS 128 /* BF16 K block in pairs (256 K values): 16 KiB of weights per 32 columns */
+#endif
+#ifndef GEMM_BPF_TILES
+#define GEMM_BPF_TILES 4 /* row tiles per K block from which the next block's weights are prefetched */
 #endif
 #ifndef GEMM_MC
 #define GEMM_MC 336 /* rows per activation block (a multiple of every MR: 14, 8, 6, 4) */
@@ -180,14 +185,25 @@ typedef struct gemm_job {
   gemm_out c;             /* output, rows [0, m) */
   uint32_t *apk;          /* packed activations: cdiv(m, MR) panels of kp * MR words */
   int64_t panels;         /* output panels of NV strips */
-  int64_t item0;          /* index of its first item in the global item list */
+  int64_t apanel0;        /* index of its first activation micro-panel among all jobs' */
 } gemm_job;
+
+/* A unit of phase-2 work: rows [r0, r0 + GEMM_MC) of a job times its panels [p0, p1). */
+typedef struct gemm_unit {
+  int job;            /* job index */
+  int64_t r0;         /* first row */
+  int64_t p0, p1;     /* panel range */
+} gemm_unit;
 
 typedef struct gemm_call {
   const gemm_impl *impl;  /* micro-kernels */
   gemm_job *jobs;         /* the jobs */
   int njobs;              /* how many */
-  int64_t items;          /* total (job, panel) items */
+  int64_t apanels;        /* activation micro-panels of all jobs */
+  atomic_llong next_apanel; /* phase 1: next micro-panel to pack */
+  gemm_unit *units;       /* phase 2 work, in locality order */
+  int64_t nunits;         /* how many */
+  atomic_llong next_unit; /* phase 2: next unit to compute */
   int64_t kp;             /* K pairs (shared by all jobs) */
   int64_t kblocks;        /* 128-wide K blocks */
   int promo_pairs;        /* FP8 promotion interval in pairs */
@@ -195,21 +211,25 @@ typedef struct gemm_call {
   int64_t out_strips;     /* strips of the output columns handled per job */
   int64_t up_strip0;      /* SwiGLU: first strip of the up half */
   const gemm_fp8_lut *lut; /* FP8 decode tables of the weights' format */
-  int64_t *cost_prefix;   /* items + 1 cumulative costs, for the thread split */
 } gemm_call;
 
-/* Phase 1: thread tid packs its share of the activation micro-panels of every job. */
+#define PACK_GRAB 4 /* micro-panels per grab in phase 1 */
+
+/* Phase 1: the threads that run take micro-panels to pack from a shared counter. */
 static void pack_a_worker(void *arg, int tid, int nthreads) {
   gemm_call *cl = arg;
+  (void)tid;
+  (void)nthreads;
   int mr = cl->impl->mr;
-  int64_t kp = cl->kp, total = 0;
-  for (int j = 0; j < cl->njobs; j++) total += cdiv(cl->jobs[j].m, mr);
-  int64_t lo = total * tid / nthreads, hi = total * (tid + 1) / nthreads, idx = 0;
-  for (int j = 0; j < cl->njobs && idx < hi; j++) {
-    gemm_job *jb = &cl->jobs[j];
-    int64_t np = cdiv(jb->m, mr);
-    for (int64_t q = 0; q < np; q++, idx++) {
-      if (idx < lo || idx >= hi) continue;
+  int64_t kp = cl->kp;
+  int j = 0;
+  for (;;) {
+    int64_t i0 = atomic_fetch_add(&cl->next_apanel, PACK_GRAB);
+    if (i0 >= cl->apanels) return;
+    for (int64_t idx = i0; idx < i0 + PACK_GRAB && idx < cl->apanels; idx++) {
+      while (idx >= cl->jobs[j].apanel0 + cdiv(cl->jobs[j].m, mr)) j++;
+      gemm_job *jb = &cl->jobs[j];
+      int64_t q = idx - jb->apanel0;
       int rows = (int)min64(mr, jb->m - q * mr);
       size_t esz = jb->a.dtype == KN_BF16 ? 2 : 1;
       const char *src = (const char *)jb->a.data + (size_t)(q * mr * jb->a.ld) * esz;
@@ -241,6 +261,7 @@ static void block_compute(const gemm_call *cl, const gemm_job *jb, int64_t r0, i
       /* The next K block's weights (nv strips x np2 lines) are prefetched into L2 a share per tile,
        * so that the first tile of the next block does not wait for memory. */
       int64_t np2 = min64(GEMM_KC_PAIRS, kp - p0 - np), lines = nv * np2, per = cdiv(lines, tiles), done = 0;
+      if (tiles < GEMM_BPF_TILES) lines = 0; /* short M: the micro-kernel prefetches as it streams */
       for (int64_t i = 0; i < mc; i += mr) {
         int rows = (int)min64(mr, mc - i);
         const uint32_t *ap = jb->apk + ((r0 + i) / mr) * kp * mr + p0 * mr;
@@ -257,7 +278,6 @@ static void block_compute(const gemm_call *cl, const gemm_job *jb, int64_t r0, i
   if (mc <= GEMM_FUSED_MR && cl->promo_pairs % 2 == 0 && im->ukr8_ok && im->ukr8_ok()) {
     /* Short M: decode in registers inside the fused kernel, no staging. */
     const uint32_t *ap = jb->apk + (r0 / mr) * kp * mr;
-    for (int r = 0; r < mc; r++) srow[r] = 0;
     for (int64_t kb = 0; kb < cl->kblocks; kb++) {
       int64_t p0 = kb * (GEMM_BLOCK / 2), np = min64(GEMM_BLOCK / 2, kp - p0);
       for (int v = 0; v < nv; v++) sstrip[v] = w->scale[(s0 + v) * w->kblocks + kb];
@@ -300,48 +320,57 @@ static void block_store(const gemm_call *cl, const gemm_job *jb, int64_t r0, int
   }
 }
 
-static int64_t item_cost(const gemm_call *cl, const gemm_job *jb) {
-  int mr = cl->impl->mr;
-  return (cdiv(jb->m, mr) * mr + 2 * mr) * (cl->epi == GEMM_EPI_SWIGLU ? 2 : 1);
-}
-
-/* Phase 2: thread tid computes the items whose cumulative cost falls in its share. */
+/* Phase 2: the threads that run take units from a shared counter (a thread descheduled by another
+ * program on a shared machine delays nothing: the others do its part). */
 static void compute_worker(void *arg, int tid, int nthreads) {
   gemm_call *cl = arg;
-  int64_t total = cl->cost_prefix[cl->items];
-  int64_t clo = total * tid / nthreads, chi = total * (tid + 1) / nthreads;
-  /* items whose cost interval starts in [clo, chi) */
-  int64_t it0 = 0, it1 = 0;
-  while (it0 < cl->items && cl->cost_prefix[it0] < clo) it0++;
-  it1 = it0;
-  while (it1 < cl->items && cl->cost_prefix[it1] < chi) it1++;
-  if (it0 >= it1) return;
+  (void)tid;
+  (void)nthreads;
   int nv_max = cl->impl->nv;
-  gemm_scratch sc;
-  sc.ldws = 16 * nv_max;
-  sc.ws[0] = aligned_alloc64((size_t)(GEMM_MC * sc.ldws) * sizeof(float));
-  sc.ws[1] = cl->epi == GEMM_EPI_SWIGLU ? aligned_alloc64((size_t)(GEMM_MC * sc.ldws) * sizeof(float)) : sc.ws[0];
-  sc.dec = aligned_alloc64((size_t)nv_max * (GEMM_BLOCK / 2) * 32 * sizeof(bf16_t));
-  for (int j = 0; j < cl->njobs; j++) {
-    const gemm_job *jb = &cl->jobs[j];
-    int64_t p0 = it0 > jb->item0 ? it0 - jb->item0 : 0;
-    int64_t p1 = min64(jb->panels, it1 - jb->item0);
-    if (p1 <= p0 || jb->m == 0) continue;
-    for (int64_t r0 = 0; r0 < jb->m; r0 += GEMM_MC) {
-      int64_t mc = min64(GEMM_MC, jb->m - r0);
-      for (int64_t pn = p0; pn < p1; pn++) {
-        int64_t s0 = pn * nv_max;
-        int nv = (int)min64(nv_max, cl->out_strips - s0);
-        block_compute(cl, jb, r0, mc, s0, nv, sc.ws[0], &sc);
-        if (cl->epi == GEMM_EPI_SWIGLU) block_compute(cl, jb, r0, mc, cl->up_strip0 + s0, nv, sc.ws[1], &sc);
-        int64_t ncols = cl->epi == GEMM_EPI_SWIGLU ? jb->w->n / 2 : jb->w->n;
-        block_store(cl, jb, r0, mc, 16 * s0, min64(16 * (s0 + nv), ncols), &sc);
-      }
+  gemm_scratch sc = {.ldws = 16 * nv_max};
+  int have = 0;
+  for (;;) {
+    int64_t u = atomic_fetch_add(&cl->next_unit, 1);
+    if (u >= cl->nunits) break;
+    if (!have) {
+      sc.ws[0] = aligned_alloc64((size_t)(GEMM_MC * sc.ldws) * sizeof(float));
+      sc.ws[1] = cl->epi == GEMM_EPI_SWIGLU ? aligned_alloc64((size_t)(GEMM_MC * sc.ldws) * sizeof(float)) : sc.ws[0];
+      sc.dec = aligned_alloc64((size_t)nv_max * (GEMM_BLOCK / 2) * 32 * sizeof(bf16_t));
+      have = 1;
+    }
+    const gemm_unit *un = &cl->units[u];
+    const gemm_job *jb = &cl->jobs[un->job];
+    int64_t mc = min64(GEMM_MC, jb->m - un->r0);
+    int64_t ncols = cl->epi == GEMM_EPI_SWIGLU ? jb->w->n / 2 : jb->w->n;
+    for (int64_t pn = un->p0; pn < un->p1; pn++) {
+      int64_t s0 = pn * nv_max;
+      int nv = (int)min64(nv_max, cl->out_strips - s0);
+      block_compute(cl, jb, un->r0, mc, s0, nv, sc.ws[0], &sc);
+      if (cl->epi == GEMM_EPI_SWIGLU) block_compute(cl, jb, un->r0, mc, cl->up_strip0 + s0, nv, sc.ws[1], &sc);
+      block_store(cl, jb, un->r0, mc, 16 * s0, min64(16 * (s0 + nv), ncols), &sc);
     }
   }
+  if (!have) return;
   if (sc.ws[1] != sc.ws[0]) free(sc.ws[1]);
   free(sc.ws[0]);
   free(sc.dec);
+}
+
+/* Cuts the jobs into phase-2 units: per job and block of GEMM_MC rows, runs of panels sized so that
+ * there are about 8 units per thread overall (fewer when the work is smaller). */
+static void make_units(gemm_call *cl, int nthreads) {
+  int64_t blocks = 0;
+  for (int j = 0; j < cl->njobs; j++) blocks += cdiv(cl->jobs[j].m, GEMM_MC) * cl->jobs[j].panels;
+  int64_t per = blocks / (8 * (int64_t)nthreads);
+  if (per < 1) per = 1;
+  int64_t n = 0;
+  for (int j = 0; j < cl->njobs; j++) n += cdiv(cl->jobs[j].m, GEMM_MC) * cdiv(cl->jobs[j].panels, per);
+  cl->units = util_xmalloc((size_t)(n ? n : 1) * sizeof *cl->units);
+  cl->nunits = 0;
+  for (int j = 0; j < cl->njobs; j++)
+    for (int64_t r0 = 0; r0 < cl->jobs[j].m; r0 += GEMM_MC)
+      for (int64_t p0 = 0; p0 < cl->jobs[j].panels; p0 += per)
+        cl->units[cl->nunits++] = (gemm_unit){j, r0, p0, min64(p0 + per, cl->jobs[j].panels)};
 }
 
 /* Checks shared by all entry points; fills *impl and *promo_pairs. */
@@ -389,32 +418,25 @@ static int run_jobs(pool *tp, gemm_job *jobs, int njobs, const gemm_opts *o) {
     return 0;
   }
   int mr = cl.impl->mr, nv = cl.impl->nv;
+  assert(GEMM_MC % mr == 0 && nv <= GEMM_NV_MAX && mr <= GEMM_MR_MAX);
   cl.out_strips = cdiv(ncols, GEMM_STRIP);
   cl.up_strip0 = ncols / GEMM_STRIP;
   size_t apk_words = 0;
   for (int j = 0; j < njobs; j++) {
     jobs[j].panels = cdiv(cl.out_strips, nv);
-    jobs[j].item0 = cl.items;
-    cl.items += jobs[j].panels;
+    jobs[j].apanel0 = cl.apanels;
+    cl.apanels += cdiv(jobs[j].m, mr);
     apk_words += (size_t)(cdiv(jobs[j].m, mr) * mr * cl.kp);
   }
   size_t apk_bytes;
   uint32_t *apk = ws_get(apk_words * 4, &apk_bytes);
-  size_t off = 0;
-  for (int j = 0; j < njobs; j++) {
-    jobs[j].apk = apk + off;
-    off += (size_t)(cdiv(jobs[j].m, mr) * mr * cl.kp);
-  }
-  cl.cost_prefix = util_xmalloc((size_t)(cl.items + 1) * sizeof(int64_t));
-  cl.cost_prefix[0] = 0;
-  for (int j = 0; j < njobs; j++) {
-    int64_t c = jobs[j].m ? item_cost(&cl, &jobs[j]) : 0;
-    for (int64_t pn = 0; pn < jobs[j].panels; pn++)
-      cl.cost_prefix[jobs[j].item0 + pn + 1] = cl.cost_prefix[jobs[j].item0 + pn] + c;
-  }
-  pool_run(tp, pack_a_worker, &cl);
-  pool_run(tp, compute_worker, &cl);
-  free(cl.cost_prefix);
+  for (int j = 0; j < njobs; j++) jobs[j].apk = apk + jobs[j].apanel0 * mr * cl.kp;
+  make_units(&cl, pool_threads(tp));
+  atomic_init(&cl.next_apanel, 0);
+  atomic_init(&cl.next_unit, 0);
+  pool_run_dynamic(tp, pack_a_worker, &cl);
+  pool_run_dynamic(tp, compute_worker, &cl);
+  free(cl.units);
   ws_put(apk, apk_bytes);
   return 0;
 }
@@ -501,13 +523,16 @@ int gemm_grouped_masked(pool *tp, int groups, int64_t slots, const int64_t *vali
 /* ---------------------------------------------------------------- the variant registry */
 
 static int sup_scalar(void) { return 1; }
+static int sup_avx2(void) { return cpu_isa_best() >= CPU_AVX2; }
 static int sup_avx512(void) { return cpu_isa_best() >= CPU_AVX512; }
 static int sup_avx512bf16(void) { return cpu_isa_best() >= CPU_AVX512BF16; }
 
 static const gemm_variant variants[] = {
     {"avx512bf16_14x32", CPU_AVX512BF16, 14, 32, sup_avx512bf16, &gemm_impl_avx512bf16_14x32},
     {"avx512bf16_6x64", CPU_AVX512BF16, 6, 64, sup_avx512bf16, &gemm_impl_avx512bf16_6x64},
+    {"avx512bf16_8x48", CPU_AVX512BF16, 8, 48, sup_avx512bf16, &gemm_impl_avx512bf16_8x48},
     {"avx512_8x32", CPU_AVX512, 8, 32, sup_avx512, &gemm_impl_avx512_8x32},
+    {"avx2_4x16", CPU_AVX2, 4, 16, sup_avx2, &gemm_impl_avx2_4x16},
     {"scalar_4x16", CPU_SCALAR, 4, 16, sup_scalar, &gemm_impl_scalar_4x16},
 };
 

@@ -91,6 +91,7 @@ extern const gemm_impl gemm_impl_avx2_4x16;
 extern const gemm_impl gemm_impl_avx512_8x32;
 extern const gemm_impl gemm_impl_avx512bf16_14x32;
 extern const gemm_impl gemm_impl_avx512bf16_6x64;
+extern const gemm_impl gemm_impl_avx512bf16_8x48;
 
 /* Portable and AVX-512 activation packing. */
 void gemm_pack_a_c(const void *src, int64_t ld, kn_dtype dt, int rows, int mr, int64_t k, int64_t kp, uint32_t *dst,

@@ -163,6 +163,8 @@ struct hn_session {
   int tty;                /* stderr is a terminal: draw the progress line */
   char meta_path[4096];   /* sidecar path ("" without a CSV) */
   util_buf counters;      /* per-case PAPI lines for the sidecar */
+  unsigned char *scratch; /* eviction buffer (2 x cache_bytes), allocated on first use */
+  uint64_t scratch_bytes; /* its size */
 };
 
 static void fmt_bytes(char *b, size_t n, uint64_t v) {
@@ -289,6 +291,15 @@ static void flush_bufs(const hn_case *c) {
 #endif
 }
 
+/* Evicts everything from the caches by writing every line of a buffer twice their size. */
+static void evict_all(hn_session *s) {
+  if (!s->scratch) {
+    s->scratch_bytes = 2 * (s->cache_bytes ? s->cache_bytes : 64ull << 20);
+    s->scratch = util_xcalloc(1, s->scratch_bytes);
+  }
+  for (uint64_t i = 0; i < s->scratch_bytes; i += 64) s->scratch[i]++;
+}
+
 static void case_label(const hn_case *c, char *b, size_t n) {
   snprintf(b, n, "%s %s/%s %s m=%lld n=%lld k=%lld g=%lld", c->kernel, c->backend, c->variant,
            kn_dtype_name(c->dtype), (long long)c->m, (long long)c->n, (long long)c->k, (long long)c->groups);
@@ -316,9 +327,9 @@ int hn_measure(hn_session *s, const hn_case *c, kt_row *row_out) {
   uint64_t t0 = util_now_ns();
   do c->run(c->ctx);
   while (util_now_ns() - t0 < 50000000ull);
-  uint64_t foot = 0;
+  uint64_t foot = c->opaque_bytes;
   for (int b = 0; b < c->nbufs; b++) foot += c->bufs[b].bytes;
-  int flush = c->nbufs > 0 && foot <= (s->cache_bytes ? s->cache_bytes : 64ull << 20);
+  int flush = (c->nbufs > 0 || c->opaque_bytes > 0) && foot <= (s->cache_bytes ? s->cache_bytes : 64ull << 20);
   int cap = s->o.max_reps;
   double *t = util_xmalloc((size_t)cap * sizeof *t);
   long long cnt[HN_MAX_COUNTERS] = {0}, before[HN_MAX_COUNTERS], after[HN_MAX_COUNTERS];
@@ -327,7 +338,10 @@ int hn_measure(hn_session *s, const hn_case *c, kt_row *row_out) {
   uint64_t wall0 = util_now_ns();
   int reps = 0;
   while (reps < cap) {
-    if (flush) flush_bufs(c);
+    if (flush) {
+      if (c->opaque_bytes) evict_all(s);
+      flush_bufs(c);
+    }
     if (np) PAPI_read(papi_state.eventset, before);
     uint64_t a = util_now_ns();
     c->run(c->ctx);
@@ -403,6 +417,7 @@ void hn_close(hn_session *s) {
   }
   if (!s->o.quiet) printf("%d case(s) timed, %d refused\n", s->done - s->refused, s->refused);
   util_buf_free(&s->counters);
+  free(s->scratch);
   hwloc_topology_destroy(s->topo);
   free(s);
 }

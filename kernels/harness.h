@@ -6,7 +6,8 @@
  * that fails its check — or has no check — is refused: it is reported and never timed. A case that
  * passes is warmed up, then timed call by call (at least HN_MIN_REPS repetitions, more for short
  * kernels, until the session's time target), with the memory it touches flushed from the caches
- * before each call when it would fit in them. The median and the minimum become a kernel-table row
+ * before each call when it would fit in them (line by line for the listed buffers, by sweeping a
+ * scratch buffer twice the caches' size when the case also touches memory it cannot list). The median and the minimum become a kernel-table row
  * (sim/ktable.h), appended to the session's CSV at once, with TFLOP/s and GB/s at the median.
  *
  * A session records where it ran: the hwloc topology (packages, cores, PUs, caches), the thread
@@ -65,6 +66,8 @@ typedef struct hn_case {
   void *ctx;                                             /* passed to run and check */
   hn_buf bufs[HN_MAX_BUFS]; /* memory the kernel reads and writes (flushed between calls) */
   int nbufs;                /* used entries of bufs */
+  uint64_t opaque_bytes;    /* memory it touches that cannot be listed (packed weights): when the
+                               total fits in the caches, they are evicted whole between calls */
 } hn_case;
 
 /* Session settings. */

@@ -11,6 +11,7 @@
 #include <hwloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,9 @@
 #include "util.h"
 
 #define POOL_SPIN 20000 /* generation polls before a worker sleeps */
+#define GATE_CLOSED UINT64_C(1) /* gate: the dynamic job takes no more workers */
+#define GATE_STATIC UINT64_C(2) /* gate: every worker runs the job */
+#define GATE_ONE UINT64_C(4)    /* gate: one entered worker */
 
 typedef struct pool_worker {
   pool *owner;     /* the pool */
@@ -37,7 +41,9 @@ struct pool {
   pthread_cond_t wake;       /* signalled when gen changes or stop is set */
   pthread_cond_t done;       /* signalled when pending reaches 0 */
   atomic_uint gen;           /* job generation, bumped by pool_run */
-  atomic_int pending;        /* workers still running the current job */
+  atomic_int pending;        /* static job: workers still running it */
+  _Atomic uint64_t gate;     /* current job: generation << 32 | entered workers << 2 | static << 1 | closed */
+  atomic_int dyn_done;       /* dynamic job: entered workers that have finished */
   int stop;                  /* workers exit */
   pool_fn fn;                /* current job */
   void *arg;                 /* its argument */
@@ -98,12 +104,28 @@ static void *pool_main(void *v) {
       if (stop && g == seen) return NULL;
     }
     seen = g;
-    p->fn(p->arg, w->tid, p->n);
-    if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
-      pthread_mutex_lock(&p->mu);
-      pthread_cond_signal(&p->done);
-      pthread_mutex_unlock(&p->mu);
+    uint64_t v = atomic_load_explicit(&p->gate, memory_order_acquire);
+    if ((uint32_t)(v >> 32) != g) continue; /* that job is over and a newer one started: look again */
+    if (v & GATE_STATIC) {
+      p->fn(p->arg, w->tid, p->n);
+      if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_signal(&p->done);
+        pthread_mutex_unlock(&p->mu);
+      }
+      continue;
     }
+    /* Dynamic job: enter unless the caller has closed it (then it no longer needs us). */
+    int entered = 0;
+    while (!(v & GATE_CLOSED) && (uint32_t)(v >> 32) == g && !entered)
+      entered = atomic_compare_exchange_weak_explicit(&p->gate, &v, v + GATE_ONE, memory_order_acq_rel,
+                                                      memory_order_acquire);
+    if (!entered) continue;
+    p->fn(p->arg, w->tid, p->n);
+    atomic_fetch_add_explicit(&p->dyn_done, 1, memory_order_acq_rel);
+    pthread_mutex_lock(&p->mu);
+    pthread_cond_signal(&p->done);
+    pthread_mutex_unlock(&p->mu);
   }
 }
 
@@ -145,6 +167,8 @@ pool *pool_create(int nthreads, int pin) {
   pthread_cond_init(&p->done, NULL);
   atomic_init(&p->gen, 0);
   atomic_init(&p->pending, 0);
+  atomic_init(&p->gate, 0);
+  atomic_init(&p->dyn_done, 0);
   p->workers = util_xcalloc((size_t)(p->n > 1 ? p->n - 1 : 1), sizeof *p->workers);
   for (int t = 1; t < p->n; t++) {
     pool_worker *w = &p->workers[t - 1];
@@ -188,6 +212,16 @@ static void pool_nop(void *arg, int tid, int n) {
   (void)n;
 }
 
+/* Starts the next generation with gate flags `flags` and wakes the workers. */
+static void pool_publish(pool *p, uint64_t flags) {
+  unsigned g = atomic_load_explicit(&p->gen, memory_order_relaxed) + 1;
+  atomic_store_explicit(&p->gate, (uint64_t)g << 32 | flags, memory_order_release);
+  pthread_mutex_lock(&p->mu);
+  atomic_store_explicit(&p->gen, g, memory_order_release);
+  pthread_cond_broadcast(&p->wake);
+  pthread_mutex_unlock(&p->mu);
+}
+
 void pool_run(pool *p, pool_fn fn, void *arg) {
   if (!fn) fn = pool_nop;
   if (!p || p->n == 1) {
@@ -197,10 +231,7 @@ void pool_run(pool *p, pool_fn fn, void *arg) {
   p->fn = fn;
   p->arg = arg;
   atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
-  pthread_mutex_lock(&p->mu);
-  atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
-  pthread_cond_broadcast(&p->wake);
-  pthread_mutex_unlock(&p->mu);
+  pool_publish(p, GATE_STATIC);
   fn(arg, 0, p->n);
   for (int spin = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0 && spin < POOL_SPIN; spin++) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -210,6 +241,30 @@ void pool_run(pool *p, pool_fn fn, void *arg) {
   if (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
     pthread_mutex_lock(&p->mu);
     while (atomic_load(&p->pending) > 0) pthread_cond_wait(&p->done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+  }
+}
+
+void pool_run_dynamic(pool *p, pool_fn fn, void *arg) {
+  if (!p || p->n == 1) {
+    fn(arg, 0, 1);
+    return;
+  }
+  p->fn = fn;
+  p->arg = arg;
+  atomic_store_explicit(&p->dyn_done, 0, memory_order_relaxed);
+  pool_publish(p, 0);
+  fn(arg, 0, p->n);
+  uint64_t v = atomic_fetch_or_explicit(&p->gate, GATE_CLOSED, memory_order_acq_rel);
+  int entered = (int)((v & 0xffffffffu) >> 2);
+  for (int spin = 0; atomic_load_explicit(&p->dyn_done, memory_order_acquire) < entered && spin < POOL_SPIN; spin++) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  if (atomic_load_explicit(&p->dyn_done, memory_order_acquire) < entered) {
+    pthread_mutex_lock(&p->mu);
+    while (atomic_load(&p->dyn_done) < entered) pthread_cond_wait(&p->done, &p->mu);
     pthread_mutex_unlock(&p->mu);
   }
 }

@@ -35,6 +35,13 @@ int pool_threads(const pool *p);
  * Not reentrant: fn must not call pool_run on the same pool. */
 void pool_run(pool *p, pool_fn fn, void *arg);
 
+/* Like pool_run, for work that is shared out dynamically: fn(arg, tid, n) runs on the caller and
+ * on each worker that starts before the caller's own call has returned, so fn must take its work
+ * from a shared counter in arg (never split it by tid: some threads may not be called at all).
+ * Returns when every call that started has returned. On a machine shared with other programs a
+ * descheduled worker then delays nothing: the threads that run do its part. */
+void pool_run_dynamic(pool *p, pool_fn fn, void *arg);
+
 /* OS index of the PU thread `tid` is bound to, or -1 when it runs unbound. */
 int pool_thread_pu(const pool *p, int tid);
 

@@ -56,9 +56,21 @@ static void add_moe_ops(ks_list *l, int64_t T, int64_t H, int64_t I, int E, int 
 ks_spec *ks_suite(const char *name, int *n) {
   ks_list l = {0};
   int quick = strcmp(name, "quick") == 0, moe = strcmp(name, "moe") == 0, full = strcmp(name, "full") == 0;
-  if (!quick && !moe && !full) return NULL;
-  add(&l, (ks_spec){KS_MEMCPY, KN_FP32, 1, 256ll << 20, 1, 1, 0, -1, 0, NULL});
-  if (quick) {
+  int smoke = strcmp(name, "smoke") == 0;
+  if (!quick && !moe && !full && !smoke) return NULL;
+  add(&l, (ks_spec){KS_MEMCPY, KN_FP32, 1, smoke ? 4ll << 20 : 256ll << 20, 1, 1, 0, -1, 0, NULL});
+  if (smoke) {
+    add_quant(&l, 1, 64, 256, 512, KN_FP8_E4M3);
+    add_quant(&l, 0, 33, 130, 200, KN_FP8_E5M2);
+    add_moe_ops(&l, 32, 512, 256, 64, 1);
+    for (int d = 0; d < 2; d++) {
+      kn_dtype dt = d ? KN_FP8_E4M3 : KN_BF16;
+      add(&l, (ks_spec){KS_GEMM, dt, 16, 256, 512, 1, 0, -1, 0, NULL});
+      add(&l, (ks_spec){KS_GROUPED, dt, 64, 256, 512, 8, d, -1, 0, NULL});
+    }
+    add(&l, (ks_spec){KS_MOE_LAYER, KN_FP8_E4M3, 16, 256, 128, 16, 0, -1, 1, NULL});
+    add(&l, (ks_spec){KS_MOE_LAYER, KN_BF16, 16, 256, 128, 16, 0, -1, 0, NULL});
+  } else if (quick) {
     add_quant(&l, 1, 1024, 2048, 7168, KN_FP8_E4M3);
     add_moe_ops(&l, 256, 7168, 2048, 256, 0);
     for (int d = 0; d < 2; d++) {

@@ -2,6 +2,7 @@
  * backend, dtype, shape) that are built one at a time, validated against the plain-C references and
  * timed by the harness (kernels/harness.h), each timing appended to the kernel table.
  *
+ *   smoke  every kernel on tiny shapes, every backend (seconds; what the tests run)
  *   quick  every kernel once on a modest shape, best backend (plus the reference quantizer and
  *          the AVX2 one where they differ): under a minute on two cores
  *   moe    the DeepSeek-V3 shapes: GEMMs for M in {4, 16, 128, 512, 2048, 4096} with (K, N) =
@@ -51,7 +52,7 @@ typedef struct ks_spec {
   const char *gvar;    /* GEMM variant name, NULL for the best */
 } ks_spec;
 
-/* The cases of a suite ("quick", "moe", "full") for this CPU; NULL for an unknown name. *n gets
+/* The cases of a suite ("smoke", "quick", "moe", "full") for this CPU; NULL for an unknown name. *n gets
  * the count; the array is malloc'd. */
 ks_spec *ks_suite(const char *name, int *n);
 

@@ -461,11 +461,15 @@ static int run_gate(hn_session *hs, pool *tp, const ks_spec *s, hn_case *hc) {
   c.idx = xalloc((uint64_t)(c.T * c.g.topk) * 4);
   c.wt = xalloc((uint64_t)(c.T * c.g.topk) * 4);
   c.sc = xalloc((uint64_t)(c.T * s->n) * 4);
-  *hc = (hn_case){.kernel = "gate", .backend = "gemm+ref", .variant = "v3", .dtype = KN_BF16, .m = c.T, .n = s->n,
+  char var[48]; /* the logits GEMM's variant; sigmoid and selection are the one C routine */
+  const gemm_variant *gv = gemm_variant_best(KN_BF16, c.T);
+  snprintf(var, sizeof var, "v3/%s", gv->name);
+  *hc = (hn_case){.kernel = "gate", .backend = cpu_level_name(gv->isa), .variant = var, .dtype = KN_BF16, .m = c.T, .n = s->n,
                   .k = c.H, .groups = 1, .flops = 2.0 * (double)(c.T * s->n * c.H),
                   .bytes = 2.0 * (double)(c.T * c.H + s->n * c.H) + 4.0 * (double)(c.T * s->n), .run = g_run,
                   .check = g_check, .ctx = &c};
   set_bufs(hc, 2, (const void *[]){c.x, c.sc}, (uint64_t[]){(uint64_t)(c.T * c.H) * 2, (uint64_t)(c.T * s->n) * 4});
+  hc->opaque_bytes = gemm_packed_bytes(c.pw);
   int rc = hn_measure(hs, hc, NULL);
   gemm_packed_free(c.pw);
   free(c.x), free(c.w), free(c.idx), free(c.wt), free(c.sc);
@@ -586,7 +590,8 @@ static int run_gemm(hn_session *hs, pool *tp, const ks_spec *s, hn_case *hc) {
   int nb = 0;
   bp[nb] = is_fp8(c.dt) ? (void *)c.xq : (void *)c.xb, bb[nb++] = (uint64_t)(c.arows * c.K) * (is_fp8(c.dt) ? 1 : 2);
   bp[nb] = c.c, bb[nb++] = (uint64_t)(c.arows * c.N) * 2;
-  set_bufs(hc, nb, bp, bb); /* packed weights are opaque: flushed only through the footprint rule */
+  set_bufs(hc, nb, bp, bb);
+  hc->opaque_bytes = gemm_packed_bytes(c.pw[0]) * (uint64_t)c.copies; /* packed weights */
   int rc = hn_measure(hs, hc, NULL);
   for (int j = 0; j < c.copies; j++) gemm_packed_free(c.pw[j]);
   w_free(&c.ref_w);
@@ -596,8 +601,7 @@ static int run_gemm(hn_session *hs, pool *tp, const ks_spec *s, hn_case *hc) {
 
 static int run_layer(hn_session *hs, pool *tp, const ks_spec *s, hn_case *hc) {
   moe_layer_cfg cf = moe_layer_v3(s->dtype);
-  cf.hidden = s->n, cf.inter = s->k, cf.gate.n_experts = s->groups;
-  if (s->groups < 32) cf.gate.n_groups = 8, cf.gate.topk_groups = 4;
+  cf.hidden = s->n, cf.inter = s->k, cf.gate.n_experts = s->groups; /* V3 gate: 8 groups, top-4, top-8 */
   cf.pow2_scales = s->pow2;
   ml_ctx c = {tp, moe_layer_create(tp, &cf), s->m, NULL, NULL};
   if (!c.l) return 1;
@@ -609,7 +613,8 @@ static int run_layer(hn_session *hs, pool *tp, const ks_spec *s, hn_case *hc) {
                   .m = c.T, .n = cf.hidden, .k = cf.inter, .groups = cf.gate.n_experts,
                   .flops = moe_layer_flops(&cf, c.T),
                   .bytes = (double)moe_layer_weight_bytes(c.l) + 4.0 * (double)(c.T * cf.hidden), .run = ml_run,
-                  .check = ml_check, .ctx = &c};
+                  .check = ml_check, .ctx = &c, .opaque_bytes = moe_layer_weight_bytes(c.l)};
+  set_bufs(hc, 2, (const void *[]){c.x, c.out}, (uint64_t[]){(uint64_t)(c.T * cf.hidden) * 2, (uint64_t)(c.T * cf.hidden) * 2});
   int rc = hn_measure(hs, hc, NULL);
   moe_layer_free(c.l);
   free(c.x), free(c.out);

@@ -50,6 +50,7 @@ struct cfg_node {
 typedef struct cfg_ovr {
   char *path;            /* dotted path */
   const cfg_node *value; /* parsed YAML value */
+  const cfg_node *at;    /* where to point an "unknown key" error (NULL: the value's origin) */
   int used;              /* matched a key while binding */
 } cfg_ovr;
 
@@ -547,8 +548,34 @@ int cfg_override(cfg_ctx *ctx, const char *assignment, const char *origin) {
       ctx->ovr[i].value = v;
       return 0;
     }
-  ctx->ovr[ctx->n_ovr++] = (cfg_ovr){path, v, 0};
+  ctx->ovr[ctx->n_ovr++] = (cfg_ovr){path, v, NULL, 0};
   return 0;
+}
+
+int cfg_override_node(cfg_ctx *ctx, const char *path, const cfg_node *value, const cfg_node *at) {
+  for (size_t i = 0; i < ctx->n_ovr; i++)
+    if (strcmp(ctx->ovr[i].path, path) == 0) {
+      ctx->ovr[i].value = value;
+      ctx->ovr[i].at = at;
+      return 0;
+    }
+  if (ctx->n_ovr == ctx->cap_ovr) {
+    ctx->cap_ovr = ctx->cap_ovr ? 2 * ctx->cap_ovr : 8;
+    ctx->ovr = util_xrealloc(ctx->ovr, ctx->cap_ovr * sizeof *ctx->ovr);
+  }
+  ctx->ovr[ctx->n_ovr++] = (cfg_ovr){cfg_strdup(ctx, path), value, at, 0};
+  return 0;
+}
+
+void cfg_each_file(const cfg_ctx *ctx, void (*fn)(void *arg, const char *real_path, const char *text), void *arg) {
+  size_t n = 0;
+  for (const cfg_file *f = ctx->files; f; f = f->next) n += f->real != NULL;
+  const cfg_file **v = util_xmalloc((n ? n : 1) * sizeof *v);
+  size_t i = n;
+  for (const cfg_file *f = ctx->files; f; f = f->next)
+    if (f->real) v[--i] = f; /* the list is newest first */
+  for (i = 0; i < n; i++) fn(arg, v[i]->real, v[i]->text);
+  free(v);
 }
 
 static const cfg_node *find_override(cfg_ctx *ctx, const char *path) {
@@ -588,6 +615,10 @@ int cfg_overrides_check_used(cfg_ctx *ctx) {
       int d = util_edit_distance(ctx->seen[j], o->path);
       if (d < best_d) best_d = d, best = ctx->seen[j];
     }
+    if (o->at) {
+      if (best && best_d <= 3) return cfg_error(ctx, o->at, "unknown key '%s' (did you mean '%s'?)", o->path, best);
+      return cfg_error(ctx, o->at, "unknown key '%s'", o->path);
+    }
     const cfg_file *f = o->value->file;
     fprintf(stderr, "%s:1:1: error: unknown key '%s'", f ? f->path : "--set", o->path);
     if (best && best_d <= 3) fprintf(stderr, " (did you mean '%s'?)", best);
@@ -619,8 +650,16 @@ static const cfg_node *empty_map(cfg_ctx *ctx, const cfg_node *near) {
   return m;
 }
 
-static int bind_include(cfg_ctx *ctx, const cfg_key *k, const cfg_node *n, void *field, const char *path) {
-  if (n->kind != CFG_SCALAR) return cfg_bind(ctx, n, k->sub, field, path);
+static void keep_node(const cfg_key *k, void *base, const cfg_node *n) {
+  if (k->flags & CFG_KEEP_NODE) *(const cfg_node **)((char *)base + k->node_offset) = n;
+}
+
+static int bind_include(cfg_ctx *ctx, const cfg_key *k, const cfg_node *n, void *base, const char *path) {
+  void *field = (char *)base + k->offset;
+  if (n->kind != CFG_SCALAR) {
+    keep_node(k, base, n);
+    return cfg_bind(ctx, n, k->sub, field, path);
+  }
   if (need_scalar(ctx, n, "a mapping or the path of a YAML file")) return -1;
   char *file = util_path_join(n->file ? n->file->dir : ".", n->scalar);
   char *real = realpath(file, NULL);
@@ -653,6 +692,7 @@ static int bind_include(cfg_ctx *ctx, const cfg_key *k, const cfg_node *n, void 
   ctx->inc_stack = util_xrealloc(ctx->inc_stack, (size_t)(ctx->inc_depth + 1) * sizeof *ctx->inc_stack);
   ctx->inc_stack[ctx->inc_depth++] = cfg_strdup(ctx, real);
   free(real);
+  keep_node(k, base, root);
   int rc = cfg_bind(ctx, root, k->sub, field, path);
   ctx->inc_depth--;
   return rc;
@@ -702,9 +742,10 @@ static int bind_value(cfg_ctx *ctx, const cfg_key *k, const cfg_node *n, void *b
   void *field = (char *)base + k->offset;
   switch (k->type) {
   case CFG_STRUCT:
+    keep_node(k, base, n);
     return cfg_bind(ctx, n, k->sub, field, path);
   case CFG_INCLUDE:
-    return bind_include(ctx, k, n, field, path);
+    return bind_include(ctx, k, n, base, path);
   case CFG_LIST:
     return bind_list(ctx, k, n, base, path);
   case CFG_NODE:

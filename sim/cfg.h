@@ -53,6 +53,9 @@ typedef enum cfg_type {
 #define CFG_POSITIVE 0x2u /* numeric value > 0 */
 #define CFG_NONNEG 0x4u   /* numeric value >= 0 */
 #define CFG_RANGE 0x8u    /* numeric value within [min, max] */
+#define CFG_KEEP_NODE 0x10u /* CFG_STRUCT/CFG_INCLUDE: also store the bound mapping's node
+                               (const cfg_node *, the included file's root for an include) at
+                               .node_offset, for resolvers that report errors at positions */
 
 struct cfg_key {
   const char *name;             /* key as written in YAML */
@@ -66,6 +69,7 @@ struct cfg_key {
   size_t elem_size;             /* CFG_LIST of CFG_STRUCT: sizeof the element */
   size_t count_offset;          /* CFG_LIST: offsetof the size_t element count */
   void (*elem_init)(void *elem);/* CFG_LIST of CFG_STRUCT: fills an element's defaults (or NULL) */
+  size_t node_offset;           /* CFG_KEEP_NODE: offsetof the const cfg_node * field */
   int (*custom)(cfg_ctx *ctx, const cfg_node *node, void *field, const cfg_key *key);
   const char *doc;              /* one line: meaning and unit, for --help and error messages */
 };
@@ -83,6 +87,10 @@ const cfg_node *cfg_load_string(cfg_ctx *ctx, const char *name, const char *text
 /* Registers an override "dotted.path=yaml-value"; `origin` names its source in messages
  * (e.g. "--set" or "sweep point 3"). Returns 0, or -1 after printing an error. */
 int cfg_override(cfg_ctx *ctx, const char *assignment, const char *origin);
+/* Registers an override whose value is an already parsed node (a sweep point's value, which
+ * keeps its own file, position and include directory); `at` is the node an "unknown key" error
+ * points at (or NULL). The node must outlive ctx's binding. A later override of the same path wins. */
+int cfg_override_node(cfg_ctx *ctx, const char *path, const cfg_node *value, const cfg_node *at);
 /* Errors (-1) if an override was never applied by a bind; call after binding everything. */
 int cfg_overrides_check_used(cfg_ctx *ctx);
 
@@ -120,6 +128,10 @@ int cfg_scalar_bool(cfg_ctx *ctx, const cfg_node *n, int *out);
 /* Prints "path:line:col: error: ..." and the source line for node `at` (or no position when NULL);
  * returns -1. */
 int cfg_error(cfg_ctx *ctx, const cfg_node *at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Calls fn(arg, canonical path, full text) for every file this ctx loaded from disk, in load
+ * order (the experiment, then its includes); used to fingerprint a configuration's inputs. */
+void cfg_each_file(const cfg_ctx *ctx, void (*fn)(void *arg, const char *real_path, const char *text), void *arg);
 
 /* Copies a string into the ctx's arena. */
 char *cfg_strdup(cfg_ctx *ctx, const char *s);

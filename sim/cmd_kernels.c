@@ -16,10 +16,19 @@
 
 #define KERNELS_DEFAULT_OUT "results/kernels.csv"
 
+static const char *const synopsis =
+    "usage: moesim kernels [--device cpu|cuda] [--suite smoke|quick|moe|full] [--threads N]\n"
+    "                      [--out F.csv] [--list] [--accum-study] [--only FAMILIES]\n";
+
+/* The synopsis on stderr after a usage error. */
+static int usage_error(void) {
+  fprintf(stderr, "%s'moesim kernels --help' documents every option.\n", synopsis);
+  return UTIL_EXIT_USAGE;
+}
+
 static void usage(FILE *f) {
+  fputs(synopsis, f);
   fprintf(f,
-          "usage: moesim kernels [--device cpu|cuda] [--suite quick|moe|full] [--threads N]\n"
-          "                      [--out F.csv] [--list] [--accum-study]\n"
           "\n"
           "Runs real MoE kernels on this machine. Every kernel variant is first validated against\n"
           "the plain-C reference on the same inputs (tolerances per dtype, stated in\n"
@@ -30,8 +39,10 @@ static void usage(FILE *f) {
           "thread binding, CPU and PAPI state are printed and appended to F.csv.meta.\n"
           "\n"
           "options:\n"
-          "  --device cpu|cuda   where to run (default cpu). cuda needs a CUDA build and a GPU\n"
-          "  --suite NAME        quick: every kernel once on modest shapes (under a minute);\n"
+          "  --device cpu|cuda   where to run (default cpu). cuda needs a CUDA build and a GPU;\n"
+          "                      without one: \"no CUDA GPU present (<reason>)\", exit 2\n"
+          "  --suite NAME        smoke: one small case of every kernel (seconds; the tests' run);\n"
+          "                      quick: every kernel once on modest shapes (under a minute);\n"
           "                      moe: the DeepSeek-V3 shapes (GEMMs for M in 4..4096 on (K,N) =\n"
           "                      (7168,4096) and (2048,7168), BF16 and FP8; grouped GEMMs with 8, 32\n"
           "                      and 256 experts, contiguous and masked; quantizers, gate, dispatch,\n"
@@ -42,7 +53,11 @@ static void usage(FILE *f) {
           "  --list              print the cases of the suite and exit\n"
           "  --accum-study       print the FP8 accumulation-precision study (maximum relative error\n"
           "                      against K, with and without promotion every 128) and exit\n"
-          "  -h, --help          this text\n");
+          "  --only FAMILIES     --device cuda only: comma-separated families to run (below)\n"
+          "  -h, --help          this text\n"
+          "\n"
+          "With --device cuda the suite names are the CUDA suite's (--threads does not apply):\n");
+  gpu_suite_help(f);
 }
 
 /* Parses a positive int; -1 when not one. */
@@ -52,7 +67,9 @@ static int parse_count(const char *s) {
   return *s && !*end && v >= 1 && v <= 4096 ? (int)v : -1;
 }
 
-static int run_cuda(const char *suite, const char *out) {
+/* --device cuda: the CUDA suite of kernels/cuda (gpu.h) when this binary has it and a GPU is
+ * visible; otherwise the error the command documents. */
+static int run_cuda(const char *suite, const char *only, const char *out) {
   char why[256] = "";
   gpu_info info;
   if (!gpu_built() || gpu_query(&info, 1, why, sizeof why) <= 0) {
@@ -60,13 +77,13 @@ static int run_cuda(const char *suite, const char *out) {
             why[0] ? why : "this binary was built without CUDA");
     return UTIL_EXIT_USAGE;
   }
-  (void)suite, (void)out;
-  fprintf(stderr, "moesim kernels: error: no CUDA GPU present (the CUDA suite is not in this build)\n");
-  return UTIL_EXIT_USAGE;
+  gpu_suite_opts o = {0};
+  o.suite = suite, o.only = only, o.out_csv = out;
+  return gpu_suite_run(&o);
 }
 
 int cmd_kernels(int argc, char **argv) {
-  const char *device = "cpu", *suite = "quick", *out = KERNELS_DEFAULT_OUT;
+  const char *device = "cpu", *suite = "quick", *out = KERNELS_DEFAULT_OUT, *only = NULL;
   int threads = 0, list = 0, accum = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -82,9 +99,10 @@ int cmd_kernels(int argc, char **argv) {
       threads = parse_count(argv[++i]);
       if (threads < 0) {
         fprintf(stderr, "moesim kernels: error: --threads wants a count from 1 to 4096, not '%s'\n\n", argv[i]);
-        usage(stderr);
-        return UTIL_EXIT_USAGE;
+        return usage_error();
       }
+    } else if (strcmp(a, "--only") == 0 && has_val) {
+      only = argv[++i];
     } else if (strcmp(a, "--out") == 0 && has_val) {
       out = argv[++i];
     } else if (strcmp(a, "--list") == 0) {
@@ -94,33 +112,32 @@ int cmd_kernels(int argc, char **argv) {
     } else {
       fprintf(stderr, "moesim kernels: error: %s '%s'\n\n",
               a[0] == '-' && !has_val && (strcmp(a, "--device") == 0 || strcmp(a, "--suite") == 0 ||
-                                           strcmp(a, "--threads") == 0 || strcmp(a, "--out") == 0)
+                                           strcmp(a, "--threads") == 0 || strcmp(a, "--out") == 0 ||
+                                           strcmp(a, "--only") == 0)
                   ? "missing value for"
                   : "unknown option",
               a);
-      usage(stderr);
-      return UTIL_EXIT_USAGE;
+      return usage_error();
     }
   }
   if (strcmp(device, "cpu") != 0 && strcmp(device, "cuda") != 0) {
     fprintf(stderr, "moesim kernels: error: --device wants cpu or cuda, not '%s'\n\n", device);
-    usage(stderr);
-    return UTIL_EXIT_USAGE;
+    return usage_error();
   }
+  if (only && strcmp(device, "cuda") != 0) {
+    fprintf(stderr, "moesim kernels: error: --only applies to --device cuda\n\n");
+    return usage_error();
+  }
+  if (strcmp(device, "cuda") == 0 && !accum) return run_cuda(suite, only, out);
   int ncases = 0;
   ks_spec *cases = ks_suite(suite, &ncases);
   if (!cases) {
-    fprintf(stderr, "moesim kernels: error: --suite wants quick, moe or full, not '%s'\n\n", suite);
-    usage(stderr);
-    return UTIL_EXIT_USAGE;
+    fprintf(stderr, "moesim kernels: error: --suite wants smoke, quick, moe or full, not '%s'\n\n", suite);
+    return usage_error();
   }
   if (accum) {
     free(cases);
     return gemm_accum_study(stdout, 0, 0, 1) == 0 ? 0 : UTIL_EXIT_SYS;
-  }
-  if (strcmp(device, "cuda") == 0) {
-    free(cases);
-    return run_cuda(suite, out);
   }
   if (list) {
     char line[256];
@@ -134,7 +151,7 @@ int cmd_kernels(int argc, char **argv) {
   pool *tp = pool_create(threads, 1);
   util_buf cmd = {0};
   for (int i = 0; i < argc; i++) util_buf_printf(&cmd, "%s%s", i ? " " : "moesim ", argv[i]);
-  hn_opts o = {.threads = pool_threads(tp), .target_s = 0.25, .out_csv = out, .binding = pool_binding(tp),
+  hn_opts o = {.threads = pool_threads(tp), .target_s = strcmp(suite, "smoke") == 0 ? 0.02 : 0.25, .out_csv = out, .binding = pool_binding(tp),
                .command = cmd.data};
   hn_session *hs = hn_open(&o);
   if (!hs) {

@@ -70,8 +70,9 @@ static void print_summary(const model_spec *m, const char *path) {
          mem.master / 1e12, mem.grads / 1e12, mem.optimizer / 1e12);
   printf("  activations per token per layer: dense %.1f KB", mem.act_dense / 1e3);
   if (m->moe.routed_experts) printf(", MoE %.1f KB", mem.act_moe / 1e3);
-  printf(" (attention %.1f KB; recompute rmsnorm=%d mla_up=%d swiglu=%d; cache %s)\n", mem.act_attn / 1e3,
-         m->recompute.rmsnorm, m->recompute.mla_up, m->recompute.swiglu, model_fmt_name(m->prec.act_cache));
+  printf(" (attention %.1f KB; recompute rmsnorm=%d mla_up=%d swiglu=%d expert_out=%d; cache %s)\n",
+         mem.act_attn / 1e3, m->recompute.rmsnorm, m->recompute.mla_up, m->recompute.swiglu, m->recompute.expert_out,
+         model_fmt_name(m->prec.act_cache));
 }
 
 static const char *const class_names[] = {"gemm", "grouped_gemm", "attention", "rmsnorm",

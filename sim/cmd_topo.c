@@ -41,12 +41,13 @@ static const char *kind_line(const topo *t, char *buf, size_t n) {
 
 static void print_table(const topo *t, const topo_summary *s) {
   char buf[128];
-  printf("cluster              %s (%s)\n", t->name, kind_line(t, buf, sizeof buf));
+  printf("cluster              %s (%s%s)\n", t->name, kind_line(t, buf, sizeof buf),
+         t->fabric_kind == TOPO_FABRIC_NONE ? "" : t->adaptive ? ", adaptive routing" : ", static ECMP routing");
   printf("endpoints            %d GPUs (%d nodes x %d %s)\n", s->endpoints, t->n_nodes, t->gpus_per_node,
          t->gpu.model ? t->gpu.model : "gpu");
   if (t->nvl_up[0] != UINT32_MAX)
-    printf("scale-up             NVSwitch domains of %d GPUs, %.0f GB/s per GPU per direction%s\n", t->gpus_per_node,
-           t->gpu.scaleup_achievable_gbyte_s, t->nvswitch_chips ? "" : "");
+    printf("scale-up             NVSwitch domains of %d GPUs, %.0f GB/s per GPU per direction\n", t->gpus_per_node,
+           t->gpu.scaleup_achievable_gbyte_s);
   else printf("scale-up             none\n");
   printf("switches             %d\n", s->switches);
   printf("switch-switch links  %d\n", s->links);

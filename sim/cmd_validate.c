@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "util.h"
 #include "val_schedule.h"
+#include "val_train.h"
 #include "validate.h"
 #include "val_deepep.h"
 
@@ -14,6 +15,7 @@
 const val_suite val_suites[] = {
     {"deepep", val_deepep, "DeepEP normal kernels on H800: EP8 intranode, EP16/32/64 internode, dispatch and combine"},
     {"schedule", val_schedule, "pipeline bubbles, memory and F&B overlap vs DualPipe's table and the V3 report"},
+    {"train", val_train, "DeepSeek-V3 pre-training step on 2048 H800 vs the V3 report (GPU-hours, compute:comm)"},
     {NULL, NULL, NULL},
 };
 const size_t val_suite_count = UTIL_ARRAY_LEN(val_suites) - 1;

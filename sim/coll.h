@@ -100,7 +100,10 @@ typedef struct coll_ep_result {
   double nvlink_bytes;   /* bytes that crossed NVLink (GPU -> switch links) */
 } coll_ep_result;
 
+/* Frees the arrays of r (not r itself) and zeroes it; freeing a zeroed result is a no-op. */
 void coll_ep_result_free(coll_ep_result *r);
+/* Takes over src's arrays into dst (src is left zeroed). */
+void coll_ep_result_move(coll_ep_result *dst, coll_ep_result *src);
 /* DeepEP's bottleneck bandwidths of a result, GB/s, averaged over ranks: RDMA for internode,
  * NVL (both computed, pick by kernel). */
 double coll_ep_rdma_gbyte_s(const coll_ep_result *r);
@@ -108,10 +111,20 @@ double coll_ep_nvl_gbyte_s(const coll_ep_result *r);
 
 typedef void (*coll_ep_done_fn)(net *n, void *ctx, coll_ep_result *r);
 
-/* Starts dispatch (combine = 0) or combine (combine = 1) now. `done` receives the result (owned by
- * the callee: free it with coll_ep_result_free). Returns 0, or -1 (message on stderr) when the
- * routing does not fit the topology. */
+/* Starts dispatch (combine = 0) or combine (combine = 1) now. `done` receives the result and owns
+ * it: free its arrays with coll_ep_result_free(r) and the struct with free(r) (or keep them;
+ * coll_ep_result_move copies it into a struct of your own). Returns 0, or -1 (message on stderr)
+ * when the routing does not fit the topology. */
 int coll_ep_start(net *n, const coll_ep_cfg *cfg, const ep_routing *r, int combine, coll_ep_done_fn done, void *ctx);
+
+/* A plan: the routing counted once per (source, rank) and (source, node), reusable for dispatch
+ * and combine and for every layer that routes the same way. NULL (message on stderr) when the
+ * routing or the rank placement does not fit the topology. */
+typedef struct coll_ep_plan coll_ep_plan;
+coll_ep_plan *coll_ep_plan_new(topo *t, const coll_ep_cfg *cfg, const ep_routing *r);
+void coll_ep_plan_free(coll_ep_plan *p);
+/* coll_ep_start with a plan (the plan may be freed once this returns). */
+int coll_ep_start_plan(net *n, const coll_ep_plan *p, int combine, coll_ep_done_fn done, void *ctx);
 
 /* Runs one dispatch or combine alone on a fresh network over t; fills *out. Returns 0 or -1. */
 int coll_ep_run(topo *t, uint64_t seed, const coll_ep_cfg *cfg, const ep_routing *r, int combine,

@@ -20,7 +20,7 @@ typedef struct ep_src {
 typedef struct ep_run {
   net *n;
   int R, kernel, combine;
-  int *gpu;            /* [R] rank -> GPU */
+  int *gpu;            /* [R] rank -> GPU (copy) */
   uint32_t *sm;        /* [R] SM pool resource, or NULL */
   uint8_t *touch;      /* [R x R] flow of source a touches rank x */
   ep_src *src;         /* [R] flow contexts */
@@ -36,6 +36,11 @@ void coll_ep_result_free(coll_ep_result *r) {
   free(r->rdma_bytes);
   free(r->nvl_bytes);
   memset(r, 0, sizeof *r);
+}
+
+void coll_ep_result_move(coll_ep_result *dst, coll_ep_result *src) {
+  *dst = *src;
+  memset(src, 0, sizeof *src);
 }
 
 static double mean_rate(const coll_ep_result *r, const double *bytes) {
@@ -61,7 +66,7 @@ static void ep_finish(ep_run *x) {
   net *n = x->n;
   free(x->gpu), free(x->sm), free(x->touch), free(x->src);
   free(x);
-  done(n, ctx, res);
+  done(n, ctx, res); /* the callback owns res from here */
 }
 
 static void ep_flow_done(net *n, void *p) {
@@ -95,60 +100,138 @@ static void hb_add_route(hopbuf *b, const topo *t, const net_hop *r, int k, doub
   for (int i = 0; i < k; i++) {
     const topo_link *l = &t->l[r[i].res];
     int up = l->kind == TOPO_L_NIC && l->src < (uint32_t)t->n_gpus;
-    hb_add(b, r[i].res, up ? w * nic_factor : w);
+    hb_add(b, r[i].res, (up ? w * nic_factor : w) * r[i].weight);
   }
 }
 
-int coll_ep_start(net *n, const coll_ep_cfg *cfg, const ep_routing *r, int combine, coll_ep_done_fn done, void *ctx) {
-  topo *t = net_topo(n);
-  int R = r->ranks, gpn = t->gpus_per_node;
-  if (r->experts % R != 0) {
-    fprintf(stderr, "moesim: error: %d experts do not divide over %d EP ranks\n", r->experts, R);
-    return -1;
-  }
-  ep_run *x = util_xcalloc(1, sizeof *x);
-  x->n = n, x->R = R, x->combine = combine, x->done = done, x->ctx = ctx;
-  x->gpu = util_xmalloc((size_t)R * sizeof *x->gpu);
-  for (int i = 0; i < R; i++) x->gpu[i] = cfg->gpus ? cfg->gpus[i] : cfg->base_gpu + i;
-  int *rank_of = util_xmalloc((size_t)t->n_gpus * sizeof *rank_of);
-  for (int g = 0; g < t->n_gpus; g++) rank_of[g] = -1;
-  int one_node = 1, rc = 0;
-  for (int i = 0; i < R; i++) {
-    if (x->gpu[i] < 0 || x->gpu[i] >= t->n_gpus || rank_of[x->gpu[i]] >= 0) {
-      fprintf(stderr, "moesim: error: EP rank %d maps to GPU %d, outside the topology or taken\n", i, x->gpu[i]);
-      rc = -1;
-      goto out;
-    }
-    rank_of[x->gpu[i]] = i;
-    one_node &= topo_same_domain(t, x->gpu[0], x->gpu[i]) || i == 0;
-  }
-  x->kernel = cfg->kernel == COLL_EP_AUTO ? (one_node ? COLL_EP_INTRANODE : COLL_EP_TWO_HOP) : cfg->kernel;
-  if (x->kernel == COLL_EP_INTRANODE && !one_node) {
-    fprintf(stderr, "moesim: error: the intranode EP kernel needs all ranks in one NVLink domain\n");
-    rc = -1;
-    goto out;
-  }
-  if (x->kernel == COLL_EP_TWO_HOP)
-    for (int i = 0; i < R && rc == 0; i++)
-      for (int l = 0; l < gpn; l++)
-        if (rank_of[topo_node_of(t, x->gpu[i]) * gpn + l] < 0) {
-          fprintf(stderr, "moesim: error: the two-hop EP kernel needs whole nodes: GPU %d of node %d is not a rank\n",
-                  l, topo_node_of(t, x->gpu[i]));
-          rc = -1;
-          break;
-        }
-  if (rc) goto out;
+struct coll_ep_plan {
+  topo *t;          /* topology (not owned) */
+  coll_ep_cfg cfg;  /* settings (cfg.gpus points at gpu) */
+  int R, kernel, topk, NN;
+  int *gpu;         /* [R] rank -> GPU */
+  int *rank_of;     /* [n_gpus] GPU -> rank or -1 */
+  int *node;        /* [NN] topology nodes of the group */
+  int *rnode;       /* [R] rank -> index into node */
+  double *pr;       /* [R x R] tokens of source a that go to rank b */
+  double *pn;       /* [R x NN] tokens of source a that go to node j */
+};
 
+void coll_ep_plan_free(coll_ep_plan *p) {
+  if (!p) return;
+  free(p->gpu), free(p->rank_of), free(p->node), free(p->rnode), free(p->pr), free(p->pn);
+  free(p);
+}
+
+coll_ep_plan *coll_ep_plan_new(topo *t, const coll_ep_cfg *cfg, const ep_routing *r) {
+  int R = r->ranks, gpn = t->gpus_per_node;
+  if (R < 1 || r->experts % R != 0) {
+    fprintf(stderr, "moesim: error: %d experts do not divide over %d EP ranks\n", r->experts, R);
+    return NULL;
+  }
+  coll_ep_plan *p = util_xcalloc(1, sizeof *p);
+  p->t = t, p->cfg = *cfg, p->R = R, p->topk = r->topk;
+  p->gpu = util_xmalloc((size_t)R * sizeof *p->gpu);
+  p->cfg.gpus = p->gpu;
+  for (int i = 0; i < R; i++) p->gpu[i] = cfg->gpus ? cfg->gpus[i] : cfg->base_gpu + i;
+  p->rank_of = util_xmalloc((size_t)t->n_gpus * sizeof *p->rank_of);
+  for (int g = 0; g < t->n_gpus; g++) p->rank_of[g] = -1;
+  p->node = util_xmalloc((size_t)R * sizeof *p->node);
+  p->rnode = util_xmalloc((size_t)R * sizeof *p->rnode);
+  int one_node = 1;
+  for (int i = 0; i < R; i++) {
+    int g = p->gpu[i];
+    if (g < 0 || g >= t->n_gpus || p->rank_of[g] >= 0) {
+      fprintf(stderr, "moesim: error: EP rank %d maps to GPU %d, outside the topology or taken\n", i, g);
+      goto fail;
+    }
+    p->rank_of[g] = i;
+    one_node &= i == 0 || topo_same_domain(t, p->gpu[0], g);
+    int N = topo_node_of(t, g), j = 0;
+    while (j < p->NN && p->node[j] != N) j++;
+    if (j == p->NN) p->node[p->NN++] = N;
+    p->rnode[i] = j;
+  }
+  p->kernel = cfg->kernel == COLL_EP_AUTO ? (one_node ? COLL_EP_INTRANODE : COLL_EP_TWO_HOP) : cfg->kernel;
+  if (p->kernel == COLL_EP_INTRANODE && !one_node) {
+    fprintf(stderr, "moesim: error: the intranode EP kernel needs all ranks in one NVLink domain\n");
+    goto fail;
+  }
+  if (p->kernel == COLL_EP_TWO_HOP)
+    for (int j = 0; j < p->NN; j++)
+      for (int l = 0; l < gpn; l++)
+        if (p->rank_of[p->node[j] * gpn + l] < 0) {
+          fprintf(stderr, "moesim: error: the two-hop EP kernel needs whole nodes: GPU %d of node %d is not a rank\n",
+                  l, p->node[j]);
+          goto fail;
+        }
+  /* Count (token, rank) and (token, node) pairs per source. */
+  int per = r->experts / R, NN = p->NN;
+  int *er = util_xmalloc((size_t)r->experts * sizeof *er);
+  for (int e = 0; e < r->experts; e++) er[e] = e / per;
+  p->pr = util_xcalloc((size_t)R * R, sizeof *p->pr);
+  p->pn = util_xcalloc((size_t)R * NN, sizeof *p->pn);
+  int *seen_r = util_xmalloc((size_t)R * sizeof *seen_r), *seen_n = util_xmalloc((size_t)NN * sizeof *seen_n);
+  for (int i = 0; i < R; i++) seen_r[i] = -1;
+  for (int j = 0; j < NN; j++) seen_n[j] = -1;
+  int stamp = 0;
+  uint32_t *cr = util_xmalloc((size_t)R * sizeof *cr), *cn = util_xmalloc((size_t)NN * sizeof *cn);
+  for (int a = 0; a < R; a++) {
+    memset(cr, 0, (size_t)R * sizeof *cr);
+    memset(cn, 0, (size_t)NN * sizeof *cn);
+    const int32_t *e = &r->idx[(size_t)a * r->tokens * r->topk];
+    if (R <= 64 && NN <= 64) {
+      /* Bit masks of the token's ranks and nodes, then one count per set bit. */
+      for (int tok = 0; tok < r->tokens; tok++, e += r->topk) {
+        uint64_t rm = 0, nm = 0;
+        for (int k = 0; k < r->topk; k++)
+          if (e[k] >= 0) {
+            int b = er[e[k]];
+            rm |= 1ull << b, nm |= 1ull << p->rnode[b];
+          }
+        for (; rm; rm &= rm - 1) cr[__builtin_ctzll(rm)]++;
+        for (; nm; nm &= nm - 1) cn[__builtin_ctzll(nm)]++;
+      }
+    } else {
+      for (int tok = 0; tok < r->tokens; tok++, stamp++, e += r->topk)
+        for (int k = 0; k < r->topk; k++) {
+          if (e[k] < 0) continue;
+          int b = er[e[k]];
+          if (seen_r[b] == stamp) continue;
+          seen_r[b] = stamp, cr[b]++;
+          int j = p->rnode[b];
+          if (seen_n[j] != stamp) seen_n[j] = stamp, cn[j]++;
+        }
+    }
+    for (int b = 0; b < R; b++) p->pr[(size_t)a * R + b] = cr[b];
+    for (int j = 0; j < NN; j++) p->pn[(size_t)a * NN + j] = cn[j];
+  }
+  free(cr), free(cn);
+  free(er), free(seen_r), free(seen_n);
+  return p;
+fail:
+  coll_ep_plan_free(p);
+  return NULL;
+}
+
+int coll_ep_start_plan(net *n, const coll_ep_plan *p, int combine, coll_ep_done_fn done, void *ctx) {
+  topo *t = net_topo(n);
+  const coll_ep_cfg *cfg = &p->cfg;
+  int R = p->R, NN = p->NN, gpn = t->gpus_per_node, rc = 0;
   /* Tc: bytes per token as DeepEP's benchmark counts them; Tb: bytes its messages really carry. */
   double Tc = combine ? 2.0 * cfg->hidden
                       : (cfg->dispatch_fp8 ? cfg->hidden + cfg->hidden / 128 * 4.0 : 2.0 * cfg->hidden);
-  double Tb = coll_ep_token_bytes(cfg->hidden, r->topk, cfg->dispatch_fp8, combine);
+  double Tb = coll_ep_token_bytes(cfg->hidden, p->topk, cfg->dispatch_fp8, combine);
   /* Each RDMA message of `chunk` tokens costs the sending NIC rdma_msg_overhead_ns beyond its
    * bytes: the NIC uplink's weight grows by overhead x its capacity / message bytes. */
   int chunk = cfg->rdma_chunk_tokens > 0 ? cfg->rdma_chunk_tokens : coll_ep_deepep_rdma_chunk(R, combine);
   double msg_factor = 1;
   if (t->uplinks_per_gpu > 0)
     msg_factor += t->gpu.rdma_msg_overhead_ns * 1e3 * (t->l[t->up[0]].gbyte_s * 1e-3) / (chunk * Tb);
+
+  ep_run *x = util_xcalloc(1, sizeof *x);
+  x->n = n, x->R = R, x->combine = combine, x->kernel = p->kernel, x->done = done, x->ctx = ctx;
+  x->gpu = util_xmalloc((size_t)R * sizeof *x->gpu);
+  memcpy(x->gpu, p->gpu, (size_t)R * sizeof *x->gpu);
   coll_ep_result *res = util_xcalloc(1, sizeof *res);
   res->ranks = R;
   res->start = net_now(n);
@@ -156,44 +239,24 @@ int coll_ep_start(net *n, const coll_ep_cfg *cfg, const ep_routing *r, int combi
   res->rdma_bytes = util_xcalloc((size_t)R, sizeof *res->rdma_bytes);
   res->nvl_bytes = util_xcalloc((size_t)R, sizeof *res->nvl_bytes);
   x->res = res;
-  if (cfg->sms > 0) {
-    x->sm = util_xmalloc((size_t)R * sizeof *x->sm);
-    for (int i = 0; i < R; i++) x->sm[i] = net_res_add(n, cfg->sms * t->gpu.copy_gbyte_s_per_sm, NET_RES_SM, x->gpu[i]);
-  }
   x->touch = util_xcalloc((size_t)R * R, 1);
   x->src = util_xmalloc((size_t)R * sizeof *x->src);
-
-  int n_nodes = t->n_nodes;
-  double *pr = util_xmalloc((size_t)R * sizeof *pr), *pn = util_xcalloc((size_t)n_nodes, sizeof *pn);
-  int *seen_r = util_xmalloc((size_t)R * sizeof *seen_r), *seen_n = util_xmalloc((size_t)n_nodes * sizeof *seen_n);
-  int *nodes = util_xmalloc((size_t)n_nodes * sizeof *nodes);
+  uint32_t *sm = NULL;
+  if (cfg->sms > 0) {
+    sm = util_xmalloc((size_t)R * sizeof *sm);
+    for (int i = 0; i < R; i++) sm[i] = net_res_add(n, cfg->sms * t->gpu.copy_gbyte_s_per_sm, NET_RES_SM, x->gpu[i]);
+  }
+  x->sm = sm;
   hopbuf *hbs = util_xcalloc((size_t)R, sizeof *hbs);
   double *Ps = util_xcalloc((size_t)R, sizeof *Ps);
   sim_ps *lats = util_xcalloc((size_t)R, sizeof *lats);
-  net_hop route[2 * TOPO_MAX_HOPS + 2];
-  int per = r->experts / R;
-  for (int i = 0; i < R; i++) seen_r[i] = -1;
-  for (int i = 0; i < n_nodes; i++) seen_n[i] = -1;
+  net_hop *route = util_xmalloc(NET_ROUTE_MAX * sizeof *route);
 
   for (int a = 0; a < R && rc == 0; a++) {
-    int ga = x->gpu[a], Na = topo_node_of(t, ga), la = topo_local_of(t, ga), nn = 0;
-    memset(pr, 0, (size_t)R * sizeof *pr);
-    for (int tok = 0; tok < r->tokens; tok++) {
-      const int32_t *e = &r->idx[((size_t)a * r->tokens + (size_t)tok) * r->topk];
-      int stamp = a * r->tokens + tok;
-      for (int k = 0; k < r->topk; k++) {
-        if (e[k] < 0) continue;
-        int b = e[k] / per, N = topo_node_of(t, x->gpu[b]);
-        if (seen_r[b] != stamp) seen_r[b] = stamp, pr[b] += 1;
-        if (seen_n[N] != stamp) {
-          seen_n[N] = stamp;
-          if (pn[N] == 0) nodes[nn++] = N;
-          pn[N] += 1;
-        }
-      }
-    }
+    const double *pr = &p->pr[(size_t)a * R], *pn = &p->pn[(size_t)a * NN];
+    int ga = x->gpu[a], la = topo_local_of(t, ga), ja = p->rnode[a];
     double pairs_node = 0, pairs_rank = 0;
-    for (int i = 0; i < nn; i++) pairs_node += pn[nodes[i]];
+    for (int j = 0; j < NN; j++) pairs_node += pn[j];
     for (int b = 0; b < R; b++) pairs_rank += pr[b], res->nvl_bytes[b] += pr[b] * Tc;
     res->rdma_bytes[a] = pairs_node * Tc;
     double P = (x->kernel == COLL_EP_TWO_HOP ? pairs_node : pairs_rank) * Tb;
@@ -202,12 +265,13 @@ int coll_ep_start(net *n, const coll_ep_cfg *cfg, const ep_routing *r, int combi
     hopbuf hb = {0};
     sim_ps lat = 0;
     if (P > 0 && x->kernel == COLL_EP_TWO_HOP) {
-      if (x->sm) hb_add(&hb, x->sm[a], 1.0); /* pack (dispatch) / final reduce (combine) */
-      for (int i = 0; i < nn; i++) {
-        int N = nodes[i], gf = N * gpn + la, f = rank_of[gf];
-        double wn = pn[N] * Tb / P, fwd = 0;
+      if (sm) hb_add(&hb, sm[a], 1.0); /* pack (dispatch) / final reduce (combine) */
+      for (int j = 0; j < NN && rc == 0; j++) {
+        if (pn[j] == 0) continue;
+        int N = p->node[j], gf = N * gpn + la, f = p->rank_of[gf];
+        double wn = pn[j] * Tb / P, fwd = 0;
         sim_ps l_ib = 0, l_nvl = 0;
-        if (N != Na) {
+        if (j != ja) {
           int relay, k = net_route(n, combine ? gf : ga, combine ? ga : gf,
                                    &(net_send_opts){.path = NET_PATH_DIRECT, .key = (uint64_t)a * 65599u + (uint64_t)f},
                                    route, &relay);
@@ -217,17 +281,17 @@ int coll_ep_start(net *n, const coll_ep_cfg *cfg, const ep_routing *r, int combi
             break;
           }
           hb_add_route(&hb, t, route, k, wn, msg_factor);
-          for (int j = 0; j < k; j++) l_ib += t->l[route[j].res].latency;
-          res->scaleout_bytes += pn[N] * Tb;
+          for (int i = 0; i < k; i++) l_ib += (sim_ps)((double)t->l[route[i].res].latency * route[i].weight + 0.5);
+          res->scaleout_bytes += pn[j] * Tb;
         }
         touch[f] = 1;
         for (int l = 0; l < gpn; l++) {
-          int gb = N * gpn + l, b = rank_of[gb];
+          int gb = N * gpn + l, b = p->rank_of[gb];
           if (pr[b] == 0) continue;
           double wb = pr[b] * Tb / P;
           fwd += wb;
           touch[b] = 1;
-          if (x->sm) hb_add(&hb, x->sm[b], wb); /* receive copy (dispatch) / send copy (combine) */
+          if (sm) hb_add(&hb, sm[b], wb); /* receive copy (dispatch) / send copy (combine) */
           if (b != f) {
             hb_add(&hb, combine ? t->nvl_up[gb] : t->nvl_up[gf], wb);
             hb_add(&hb, combine ? t->nvl_down[gf] : t->nvl_down[gb], wb);
@@ -235,10 +299,10 @@ int coll_ep_start(net *n, const coll_ep_cfg *cfg, const ep_routing *r, int combi
             res->nvlink_bytes += pr[b] * Tb;
           }
         }
-        if (x->sm) hb_add(&hb, x->sm[f], fwd); /* forward (dispatch) / reduce (combine) */
+        if (sm) hb_add(&hb, sm[f], fwd); /* forward (dispatch) / reduce (combine) */
         if (l_ib + l_nvl > lat) lat = l_ib + l_nvl;
       }
-    } else if (P > 0) { /* intranode or direct: one hop per destination rank */
+    } else if (P > 0) { /* intranode or direct: one route per destination rank */
       double send = 0;
       for (int b = 0; b < R && rc == 0; b++) {
         if (pr[b] == 0) continue;
@@ -246,29 +310,27 @@ int coll_ep_start(net *n, const coll_ep_cfg *cfg, const ep_routing *r, int combi
         int gb = x->gpu[b], relay, k = 0;
         send += wb;
         touch[b] = 1;
-        if (x->sm) hb_add(&hb, x->sm[b], wb);
-        if (b != a) {
-          k = net_route(n, combine ? gb : ga, combine ? ga : gb,
-                        &(net_send_opts){.path = NET_PATH_AUTO, .key = (uint64_t)a * 65599u + (uint64_t)b}, route, &relay);
-          if (k < 0) {
-            fprintf(stderr, "moesim: error: no route between GPUs %d and %d\n", ga, gb);
-            rc = -1;
-            break;
-          }
-          hb_add_route(&hb, t, route, k, wb, msg_factor);
-          sim_ps l = 0;
-          for (int j = 0; j < k; j++) {
-            const topo_link *lk = &t->l[route[j].res];
-            l += lk->latency;
-            if (lk->src < (uint32_t)t->n_gpus) /* leaving a GPU: NIC uplink or NVLink up */
-              *(lk->kind == TOPO_L_NIC ? &res->scaleout_bytes : &res->nvlink_bytes) += pr[b] * Tb;
-          }
-          if (l > lat) lat = l;
+        if (sm) hb_add(&hb, sm[b], wb);
+        if (b == a) continue;
+        k = net_route(n, combine ? gb : ga, combine ? ga : gb,
+                      &(net_send_opts){.path = NET_PATH_AUTO, .key = (uint64_t)a * 65599u + (uint64_t)b}, route, &relay);
+        if (k < 0) {
+          fprintf(stderr, "moesim: error: no route between GPUs %d and %d\n", ga, gb);
+          rc = -1;
+          break;
         }
+        hb_add_route(&hb, t, route, k, wb, msg_factor);
+        sim_ps l = 0;
+        for (int i = 0; i < k; i++) {
+          const topo_link *lk = &t->l[route[i].res];
+          l += (sim_ps)((double)lk->latency * route[i].weight + 0.5);
+          if (lk->src < (uint32_t)t->n_gpus) /* leaving a GPU: NIC uplink or NVLink up */
+            *(lk->kind == TOPO_L_NIC ? &res->scaleout_bytes : &res->nvlink_bytes) += pr[b] * Tb * route[i].weight;
+        }
+        if (l > lat) lat = l;
       }
-      if (x->sm) hb_add(&hb, x->sm[a], send);
+      if (sm) hb_add(&hb, sm[a], send);
     }
-    for (int i = 0; i < nn; i++) pn[nodes[i]] = 0;
     hbs[a] = hb, Ps[a] = P, lats[a] = lat;
   }
   /* Every route exists: start the flows (or undo everything). */
@@ -281,21 +343,27 @@ int coll_ep_start(net *n, const coll_ep_cfg *cfg, const ep_routing *r, int combi
   if (rc == 0 && x->pending == 0) {
     /* Nothing to move: done at once (through the event core, like any completion). */
     x->pending = 1;
+    x->src[0] = (ep_src){x, 0};
     net_flow(n, 0, NULL, 0, 0, ep_flow_done, &x->src[0]);
   }
   for (int a = 0; a < R; a++) free(hbs[a].h);
-  free(hbs), free(Ps), free(lats);
-  free(pr), free(pn), free(seen_r), free(seen_n), free(nodes);
-out:
-  free(rank_of);
+  free(hbs), free(Ps), free(lats), free(route);
   if (rc != 0) {
-    if (x->sm)
-      for (int i = 0; i < R; i++) net_res_remove(n, x->sm[i]);
-    coll_ep_result_free(x->res);
-    free(x->res);
+    if (sm)
+      for (int i = 0; i < R; i++) net_res_remove(n, sm[i]);
+    coll_ep_result_free(res);
+    free(res);
     free(x->gpu), free(x->sm), free(x->touch), free(x->src);
     free(x);
   }
+  return rc;
+}
+
+int coll_ep_start(net *n, const coll_ep_cfg *cfg, const ep_routing *r, int combine, coll_ep_done_fn done, void *ctx) {
+  coll_ep_plan *p = coll_ep_plan_new(net_topo(n), cfg, r);
+  if (!p) return -1;
+  int rc = coll_ep_start_plan(n, p, combine, done, ctx);
+  coll_ep_plan_free(p);
   return rc;
 }
 
@@ -324,7 +392,7 @@ typedef struct run_ctx {
 static void run_done(net *n, void *ctx, coll_ep_result *r) {
   (void)n;
   run_ctx *c = ctx;
-  *c->out = *r;
+  coll_ep_result_move(c->out, r);
   free(r);
   c->done = 1;
 }

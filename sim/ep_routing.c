@@ -3,7 +3,7 @@
  *
  * DeepEP draws scores |N(0,1)| + 1 and only ever compares them (group maxima, top groups, top-k),
  * so any strictly increasing transform of the scores selects the same experts with the same
- * probabilities: we draw uniforms, which are |N(0,1)|'s CDF transform, and save the normals. */
+ * probabilities: we draw 32-bit uniforms (|N(0,1)|'s CDF transform) and save the normals. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -36,43 +36,42 @@ static inline uint64_t splitmix64(uint64_t *s) {
   return z ^ (z >> 31);
 }
 
-/* Indices of the k largest of v[0..n) into out (any order); ties to the lower index. */
-static void top_k(const double *v, int n, int k, int *out) {
+/* Indices of the k largest of v[0..n) into out, largest first; ties to the lower index. */
+static void top_k_u32(const uint32_t *v, int n, int k, int *out) {
   int m = 0;
   for (int i = 0; i < n; i++) {
-    if (m < k) {
-      int j = m++;
-      while (j > 0 && v[out[j - 1]] < v[i]) out[j] = out[j - 1], j--;
-      out[j] = i;
-    } else if (v[i] > v[out[k - 1]]) {
-      int j = k - 1;
-      while (j > 0 && v[out[j - 1]] < v[i]) out[j] = out[j - 1], j--;
-      out[j] = i;
-    }
+    if (m == k && v[i] <= v[out[k - 1]]) continue;
+    int j = m < k ? m++ : k - 1;
+    while (j > 0 && v[out[j - 1]] < v[i]) out[j] = out[j - 1], j--;
+    out[j] = i;
   }
 }
 
 void ep_routing_deepep(ep_routing *r, int groups, int topk_groups, uint64_t seed) {
   int E = r->experts, per = E / groups;
-  double *s = util_xmalloc((size_t)E * sizeof *s), *gmax = util_xmalloc((size_t)groups * sizeof *gmax);
-  double *cand = util_xmalloc((size_t)E * sizeof *cand);
+  uint32_t *s = util_xmalloc((size_t)(E + 1) * sizeof *s), *gmax = util_xmalloc((size_t)groups * sizeof *gmax);
+  uint32_t *cand = util_xmalloc((size_t)E * sizeof *cand);
   int *gsel = util_xmalloc((size_t)groups * sizeof *gsel), *cid = util_xmalloc((size_t)E * sizeof *cid);
   int *pick = util_xmalloc((size_t)r->topk * sizeof *pick);
   for (int rank = 0; rank < r->ranks; rank++) {
     uint64_t st = seed ^ (0xd1b54a32d192ed03ull * (uint64_t)(rank + 1));
     for (int t = 0; t < r->tokens; t++) {
-      for (int e = 0; e < E; e++) s[e] = (double)(splitmix64(&st) >> 11) * 0x1.0p-53;
+      /* 32-bit uniform scores, two per draw (ties have probability ~E^2 / 2^33 per token). */
+      for (int e = 0; e < E; e += 2) {
+        uint64_t z = splitmix64(&st);
+        s[e] = (uint32_t)z, s[e + 1] = (uint32_t)(z >> 32);
+      }
       for (int g = 0; g < groups; g++) {
-        double m = -1;
+        uint32_t m = 0;
         for (int e = g * per; e < (g + 1) * per; e++) m = s[e] > m ? s[e] : m;
         gmax[g] = m;
       }
-      top_k(gmax, groups, topk_groups, gsel);
+      top_k_u32(gmax, groups, topk_groups, gsel);
       int nc = 0;
       for (int i = 0; i < topk_groups; i++)
         for (int e = gsel[i] * per; e < (gsel[i] + 1) * per; e++) cand[nc] = s[e], cid[nc++] = e;
       int k = r->topk < nc ? r->topk : nc;
-      top_k(cand, nc, k, pick);
+      top_k_u32(cand, nc, k, pick);
       int32_t *out = &r->idx[((size_t)rank * r->tokens + (size_t)t) * r->topk];
       for (int i = 0; i < r->topk; i++) out[i] = i < k ? cid[pick[i]] : -1;
     }

@@ -1,14 +1,13 @@
 /* sim/exp.c — experiment loading, result rows and figure drawing (see exp.h). */
 #include "exp.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "plot.h"
 #include "util.h"
 
 /* ---------------------------------------------------------------- result rows */
@@ -128,8 +127,11 @@ int exp_load(cfg_ctx *ctx, const char *path, exp_common *common, const exp_kind 
       /* "throughput_vs:AXIS"-style plots name a prefix ending in ':' */
       ok |= strcmp(p, kind->plots[j]) == 0 || (kind->plots[j][n - 1] == ':' && strncmp(p, kind->plots[j], n) == 0);
     }
+    /* The figure kinds of plot.h draw from any results table that has their columns. */
+    ok |= plot_kind_known(p);
     if (!ok) {
-      fprintf(stderr, "%s: error: plot '%s' is not one kind '%s' draws\n", path, p, kind->name);
+      fprintf(stderr, "%s: error: plot '%s' is not one kind '%s' draws, nor a figure kind of moesim plot\n", path, p,
+              kind->name);
       free(spec);
       return UTIL_EXIT_USAGE;
     }
@@ -172,48 +174,4 @@ const char *exp_plots_dir(void) {
   }
   snprintf(dir, sizeof dir, "plots");
   return dir;
-}
-
-/* Runs gnuplot with -e assignments; 0 on success. */
-static int run_gnuplot(const char *script, const char *vars) {
-  pid_t pid = fork();
-  if (pid < 0) return -1;
-  if (pid == 0) {
-    execlp("gnuplot", "gnuplot", "-e", vars, script, (char *)NULL);
-    fprintf(stderr, "moesim: error: cannot run gnuplot: %s (install gnuplot-nox)\n", strerror(errno));
-    _exit(127);
-  }
-  int st;
-  while (waitpid(pid, &st, 0) < 0)
-    if (errno != EINTR) return -1;
-  return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
-}
-
-int exp_draw(const char *plot, const char *csv, const char *out_dir, const char *extra_vars) {
-  char script[PATH_MAX + 64];
-  const char *colon = strchr(plot, ':');
-  int base_len = colon ? (int)(colon - plot) : (int)strlen(plot);
-  snprintf(script, sizeof script, "%s/%.*s.gp", exp_plots_dir(), base_len, plot);
-  if (access(script, R_OK) != 0) {
-    fprintf(stderr, "moesim: error: no gnuplot script for plot '%s' (%s)\n", plot, script);
-    return -1;
-  }
-  int rc = 0;
-  const char *fmts[] = {"png", "svg"};
-  for (int i = 0; i < 2; i++) {
-    util_buf v = {0}, out = {0}, tmp = {0};
-    util_buf_printf(&out, "%s/%.*s%s%s.%s", out_dir, base_len, plot, colon ? "_" : "", colon ? colon + 1 : "", fmts[i]);
-    util_buf_printf(&tmp, "%s.tmp.%ld", out.data, (long)getpid());
-    util_buf_printf(&v, "datafile='%s'; outfile='%s'; fmt='%s'; axis='%s'; %s", csv, tmp.data, fmts[i],
-                    colon ? colon + 1 : "", extra_vars ? extra_vars : "");
-    if (run_gnuplot(script, v.data) != 0 || rename(tmp.data, out.data) != 0) {
-      fprintf(stderr, "moesim: error: gnuplot failed to draw %s\n", out.data);
-      unlink(tmp.data);
-      rc = -1;
-    }
-    util_buf_free(&v);
-    util_buf_free(&out);
-    util_buf_free(&tmp);
-  }
-  return rc;
 }

@@ -77,8 +77,4 @@ int exp_load(cfg_ctx *ctx, const char *path, exp_common *common, const exp_kind 
  * ./plots). */
 const char *exp_plots_dir(void);
 
-/* Draws plots/<plot>.gp from `csv` into out_dir/<plot>.png (and .svg). Returns 0 or -1 (message
- * printed; a missing gnuplot is reported, not fatal to the run). */
-int exp_draw(const char *plot, const char *csv, const char *out_dir, const char *title);
-
 #endif

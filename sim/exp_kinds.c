@@ -2,8 +2,12 @@
 #include "exp.h"
 
 extern const exp_kind exp_kind_moe_layer;
+extern const exp_kind exp_kind_collective;
+extern const exp_kind exp_kind_train;
 
 const exp_kind *const exp_kinds[] = {
     &exp_kind_moe_layer,
+    &exp_kind_collective,
+    &exp_kind_train,
     NULL,
 };

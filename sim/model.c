@@ -72,6 +72,8 @@ static const cfg_key recompute_keys[] = {
     {.name = "rmsnorm", .type = CFG_BOOL, .offset = R(rmsnorm), .doc = "recompute RMSNorm outputs in the backward"},
     {.name = "mla_up", .type = CFG_BOOL, .offset = R(mla_up), .doc = "recompute MLA up-projections in the backward"},
     {.name = "swiglu", .type = CFG_BOOL, .offset = R(swiglu), .doc = "recompute SwiGLU outputs from the cached input"},
+    {.name = "expert_out", .type = CFG_BOOL, .offset = R(expert_out),
+     .doc = "keep no routed-expert outputs (routing weights applied on the down projection's input)"},
     CFG_END};
 
 const cfg_key model_keys[] = {
@@ -176,12 +178,16 @@ static int check(cfg_ctx *ctx, const cfg_node *root, model_spec *m) {
   return 0;
 }
 
+int model_finish(cfg_ctx *ctx, const cfg_node *root, model_spec *m) {
+  if (!m->moe.routed_experts) m->dense_layers = m->layers;
+  return check(ctx, root, m);
+}
+
 int model_load(cfg_ctx *ctx, const char *path, model_spec *m) {
   const cfg_node *root = cfg_load_file(ctx, path);
   if (!root) return -1;
   if (cfg_bind(ctx, root, model_keys, m, "") != 0) return -1;
-  if (!m->moe.routed_experts) m->dense_layers = m->layers;
-  return check(ctx, root, m);
+  return model_finish(ctx, root, m);
 }
 
 int model_layer_is_moe(const model_spec *m, int l) { return m->moe.routed_experts > 0 && l >= m->dense_layers; }
@@ -308,7 +314,7 @@ void model_memory_use(const model_spec *m, model_memory *mem) {
     mem->act_moe = mem->act_attn + ffn_in + k * 8                /* routing: expert index and weight per choice */
                    + k * h * c                                   /* each dispatched copy (the up GEMM's input) */
                    + k * swiglu_act(m, e->expert_intermediate)   /* each copy through its expert */
-                   + k * h * 2                                   /* expert outputs, for the combine weights' grad */
+                   + (m->recompute.expert_out ? 0 : k * h * 2)   /* expert outputs, for the combine weights' grad */
                    + e->shared_experts * swiglu_act(m, e->expert_intermediate);
   }
 }

@@ -70,6 +70,8 @@ typedef struct model_recompute {
   int rmsnorm; /* RMSNorm outputs recomputed in the backward, not stored (V3) */
   int mla_up;  /* MLA up-projections (q, k, v from the latents) recomputed (V3) */
   int swiglu;  /* SwiGLU output recomputed from its cached input (V3) */
+  int expert_out; /* routed experts' outputs not kept: the routing weights scale the down
+                     projection's input, so their gradient needs only tensors the backward has */
 } model_recompute;
 
 typedef struct model_spec {
@@ -94,6 +96,10 @@ void model_init(model_spec *m);
 /* Loads and checks a model file (with overrides already registered in ctx): 0, or -1 after a
  * path:line:col error. Strings belong to ctx. */
 int model_load(cfg_ctx *ctx, const char *path, model_spec *m);
+/* For a spec bound by another table (an experiment's `model:` include, say): applies the defaults
+ * model_load does and its consistency checks; `root` is the model's mapping, for error positions.
+ * Returns 0, or -1 after a path:line:col error. */
+int model_finish(cfg_ctx *ctx, const cfg_node *root, model_spec *m);
 
 /* Whether layer l (0-based) of the main model is an MoE layer. */
 int model_layer_is_moe(const model_spec *m, int l);

@@ -37,7 +37,8 @@ typedef struct nflow {
   double new_rate;   /* solver output */
   sim_ps t_upd;      /* time rem was last brought up to date */
   sim_ps latency;    /* added after the last byte drains */
-  des_handle ev;     /* pending drain event (0 none) */
+  sim_ps drain_at;   /* when the last byte drains at the current rate */
+  uint32_t hpos;     /* index in the drain heap, or UINT32_MAX */
   net_done_fn fn;    /* completion callback */
   void *ctx;
   uint32_t mark;     /* epoch in which the flow joined A */
@@ -62,18 +63,16 @@ typedef struct nres {
   double rem, wsum;    /* solver: capacity left, unfrozen weight */
   uint32_t nunf;       /* solver: unfrozen A flows */
   uint32_t na;         /* solver: A incidences */
-  uint32_t ver;        /* heap entry version */
+  double key;          /* solver: fair share, the heap key */
+  uint32_t hidx;       /* solver: index in the share heap, or UINT32_MAX */
   uint32_t touch, expand, seed; /* epochs of the marks */
+  uint32_t step;       /* solver: bottleneck step that last touched it */
   uint8_t kind;        /* net_res_kind */
   uint8_t live;        /* allocated */
   int32_t owner;       /* GPU of a virtual resource, or -1 */
   uint32_t next_free;  /* free list of virtual resources */
 } nres;
 
-typedef struct hent {
-  double key;
-  uint32_t res, ver;
-} hent;
 
 struct net {
   des_sim *sim;
@@ -90,8 +89,14 @@ struct net {
   uint32_t *A, nA, capA;      /* flows being solved */
   uint32_t *R, nR, capR;      /* resources they touch */
   uint32_t *stack, nstack, capstack;
-  hent *heap;
+  uint32_t *heap;             /* solver: resources by fair share (indexed min-heap) */
   uint32_t nheap, capheap;
+  uint32_t *touched, ntouched, captouched; /* solver: resources touched in one step */
+  uint32_t step;              /* solver: bottleneck steps so far */
+  uint32_t *dh;               /* drain heap: flow ids ordered by drain_at */
+  uint32_t ndh, capdh;
+  des_handle drain_event;     /* the core event for the earliest drain (0 none) */
+  sim_ps drain_event_at;      /* its time */
   sim_ps t_reset;             /* start of the utilisation window */
   net_stats st;
 };
@@ -138,6 +143,7 @@ net *net_new(des_sim *sim, topo *t, const net_opts *o) {
   n->sim = sim;
   n->t = t;
   if (o) n->o = *o;
+  if (t && t->adaptive) n->o.spray = 1;
   n->res_free = n->flow_free = UINT32_MAX;
   n->recompute_ev = 0;
   if (t) {
@@ -166,10 +172,13 @@ void net_free(net *n) {
   free(n->R);
   free(n->stack);
   free(n->heap);
+  free(n->touched);
+  free(n->dh);
   free(n);
 }
 
 des_sim *net_sim(net *n) { return n->sim; }
+const net_opts *net_options(const net *n) { return &n->o; }
 topo *net_topo(net *n) { return n->t; }
 sim_ps net_now(const net *n) { return des_now(n->sim); }
 
@@ -190,6 +199,11 @@ void net_schedule(net *n, sim_ps delay, net_done_fn fn, void *ctx) {
   sched_ctx *c = util_xmalloc(sizeof *c);
   *c = (sched_ctx){n, fn, ctx};
   des_after(n->sim, delay, sched_fire, c);
+}
+
+void net_schedule_at(net *n, sim_ps when, net_done_fn fn, void *ctx) {
+  assert(when >= des_now(n->sim));
+  net_schedule(n, when - des_now(n->sim), fn, ctx);
 }
 
 uint32_t net_res_add(net *n, double gbyte_s, net_res_kind kind, int owner) {
@@ -234,6 +248,81 @@ static void mark_dirty(net *n) {
   if (!n->recompute_ev) n->recompute_ev = des_at(n->sim, des_now(n->sim), recompute_ev, n);
 }
 
+/* ---- the drain heap: live flows by drain time, one core event for the earliest ---- */
+
+static inline int dh_less(const net *n, uint32_t a, uint32_t b) {
+  const nflow *x = flow_at(n, a), *y = flow_at(n, b);
+  return x->drain_at < y->drain_at || (x->drain_at == y->drain_at && a < b);
+}
+
+static void dh_set(net *n, uint32_t i, uint32_t id) {
+  n->dh[i] = id;
+  flow_at(n, id)->hpos = i;
+}
+
+static void dh_up(net *n, uint32_t i) {
+  uint32_t id = n->dh[i];
+  while (i > 0) {
+    uint32_t p = (i - 1) / 2;
+    if (!dh_less(n, id, n->dh[p])) break;
+    dh_set(n, i, n->dh[p]);
+    i = p;
+  }
+  dh_set(n, i, id);
+}
+
+static void dh_down(net *n, uint32_t i) {
+  uint32_t id = n->dh[i];
+  for (;;) {
+    uint32_t c = 2 * i + 1;
+    if (c >= n->ndh) break;
+    if (c + 1 < n->ndh && dh_less(n, n->dh[c + 1], n->dh[c])) c++;
+    if (!dh_less(n, n->dh[c], id)) break;
+    dh_set(n, i, n->dh[c]);
+    i = c;
+  }
+  dh_set(n, i, id);
+}
+
+/* Inserts or repositions flow id after its drain_at changed. */
+static void dh_update(net *n, uint32_t id) {
+  nflow *f = flow_at(n, id);
+  if (f->hpos == UINT32_MAX) {
+    PUSH(n->dh, n->ndh, n->capdh, id);
+    f->hpos = n->ndh - 1;
+    dh_up(n, f->hpos);
+  } else {
+    dh_up(n, f->hpos);
+    dh_down(n, f->hpos);
+  }
+}
+
+static void dh_remove(net *n, uint32_t id) {
+  nflow *f = flow_at(n, id);
+  uint32_t i = f->hpos, last = n->ndh - 1;
+  f->hpos = UINT32_MAX;
+  n->ndh--;
+  if (i == last) return;
+  uint32_t moved = n->dh[last];
+  dh_set(n, i, moved);
+  dh_up(n, i);
+  dh_down(n, flow_at(n, moved)->hpos);
+}
+
+static void drain_ev(des_sim *s, void *p);
+
+/* Keeps the core event at the earliest drain time. */
+static void drain_schedule(net *n) {
+  sim_ps when = n->ndh ? flow_at(n, n->dh[0])->drain_at : SIM_PS_MAX;
+  if (n->drain_event && n->drain_event_at == when) return;
+  if (n->drain_event) des_cancel(n->sim, n->drain_event);
+  n->drain_event = 0;
+  if (n->ndh) {
+    n->drain_event = des_at(n->sim, when, drain_ev, n);
+    n->drain_event_at = when;
+  }
+}
+
 /* ---- the solver ---- */
 
 static void touch(net *n, uint32_t r) {
@@ -270,39 +359,62 @@ static void expand(net *n, uint32_t r0) {
   }
 }
 
-static void heap_push(net *n, double key, uint32_t r) {
+/* The solver's indexed min-heap of resources keyed by fair share. A share only grows while
+ * filling (flows freeze at most at the current minimum), so updates sift down. */
+static inline void heap_set(net *n, uint32_t i, uint32_t r) {
+  n->heap[i] = r;
+  n->res[r].hidx = i;
+}
+
+static void heap_sift_up(net *n, uint32_t i) {
+  uint32_t r = n->heap[i];
+  double k = n->res[r].key;
+  while (i > 0) {
+    uint32_t p = (i - 1) / 2;
+    if (n->res[n->heap[p]].key <= k) break;
+    heap_set(n, i, n->heap[p]);
+    i = p;
+  }
+  heap_set(n, i, r);
+}
+
+static void heap_sift_down(net *n, uint32_t i) {
+  uint32_t r = n->heap[i], m = n->nheap;
+  double k = n->res[r].key;
+  for (;;) {
+    uint32_t c = 2 * i + 1;
+    if (c >= m) break;
+    if (c + 1 < m && n->res[n->heap[c + 1]].key < n->res[n->heap[c]].key) c++;
+    if (n->res[n->heap[c]].key >= k) break;
+    heap_set(n, i, n->heap[c]);
+    i = c;
+  }
+  heap_set(n, i, r);
+}
+
+static void heap_push(net *n, uint32_t r) {
   if (n->nheap == n->capheap) {
     n->capheap = n->capheap ? n->capheap * 2 : 1024;
     n->heap = util_xrealloc(n->heap, (size_t)n->capheap * sizeof *n->heap);
   }
-  hent e = {key, r, n->res[r].ver};
-  uint32_t i = n->nheap++;
-  while (i > 0) {
-    uint32_t p = (i - 1) / 2;
-    if (n->heap[p].key <= key) break;
-    n->heap[i] = n->heap[p];
-    i = p;
-  }
-  n->heap[i] = e;
+  n->heap[n->nheap] = r;
+  n->res[r].hidx = n->nheap++;
+  heap_sift_up(n, n->nheap - 1);
 }
 
-static hent heap_pop(net *n) {
-  hent top = n->heap[0], last = n->heap[--n->nheap];
-  uint32_t i = 0, m = n->nheap;
-  for (;;) {
-    uint32_t c = 2 * i + 1;
-    if (c >= m) break;
-    if (c + 1 < m && n->heap[c + 1].key < n->heap[c].key) c++;
-    if (n->heap[c].key >= last.key) break;
-    n->heap[i] = n->heap[c];
-    i = c;
+static uint32_t heap_pop(net *n) {
+  uint32_t top = n->heap[0];
+  n->res[top].hidx = UINT32_MAX;
+  if (--n->nheap > 0) {
+    heap_set(n, 0, n->heap[n->nheap]);
+    heap_sift_down(n, 0);
   }
-  if (m) n->heap[i] = last;
   return top;
 }
 
 static inline double share(const nres *r) { return (r->rem > 0 ? r->rem : 0) / (r->wsum > 1e-300 ? r->wsum : 1e-300); }
 
+/* Freezes f at rate x; its resources are collected in n->touched (once per step). */
 static void freeze(net *n, nflow *f, double x) {
   f->frozen = 1;
   f->new_rate = x;
@@ -311,9 +423,9 @@ static void freeze(net *n, nflow *f, double x) {
     q->rem -= f->hops[h].w * x;
     q->wsum -= f->hops[h].w;
     q->nunf--;
-    if (q->nunf > 0) {
-      q->ver++;
-      heap_push(n, share(q), f->hops[h].res);
+    if (q->step != n->step) {
+      q->step = n->step;
+      PUSH(n->touched, n->ntouched, n->captouched, f->hops[h].res);
     }
   }
 }
@@ -340,24 +452,31 @@ static void solve(net *n) {
         const nflow *g = flow_at(n, r->fl[j].flow);
         if (g->mark != n->epoch) r->rem -= g->hops[r->fl[j].hop].w * g->rate;
       }
+    r->hidx = UINT32_MAX;
     if (r->nunf > 0) {
-      r->ver++;
-      heap_push(n, share(r), n->R[i]);
+      r->key = share(r);
+      heap_push(n, n->R[i]);
     }
   }
   while (n->nheap) {
-    hent e = heap_pop(n);
-    nres *r = &n->res[e.res];
-    if (e.ver != r->ver || r->nunf == 0) continue;
-    double x = e.key;
+    nres *r = &n->res[heap_pop(n)];
+    if (r->nunf == 0) continue;
+    double x = r->key;
+    n->step++;
+    n->ntouched = 0;
     for (uint32_t j = 0; j < r->nfl && r->nunf > 0; j++) {
       nflow *f = flow_at(n, r->fl[j].flow);
       if (f->mark == n->epoch && !f->frozen) freeze(n, f, x);
     }
+    /* Re-key each resource whose share moved (it only grows); drained ones sink to the end. */
+    for (uint32_t i = 0; i < n->ntouched; i++) {
+      nres *q = &n->res[n->touched[i]];
+      if (q->hidx == UINT32_MAX) continue;
+      q->key = q->nunf > 0 ? share(q) : INFINITY;
+      heap_sift_down(n, q->hidx);
+    }
   }
 }
-
-static void drain_ev(des_sim *s, void *p);
 
 static void apply(net *n) {
   sim_ps now = des_now(n->sim);
@@ -370,11 +489,12 @@ static void apply(net *n) {
     if (f->rem < 0) f->rem = 0;
     f->t_upd = now;
     f->rate = x;
-    if (f->ev) des_cancel(n->sim, f->ev);
     assert(x > 0 && "a flow got no bandwidth: a resource of zero capacity?");
     double dt = ceil(f->rem / x);
-    f->ev = des_at(n->sim, now + (dt < 1e18 ? (sim_ps)dt : (sim_ps)1e18), drain_ev, f);
+    f->drain_at = now + (dt < 1e18 ? (sim_ps)dt : (sim_ps)1e18);
+    dh_update(n, f->id);
   }
+  drain_schedule(n);
   for (uint32_t i = 0; i < n->nR; i++) {
     nres *r = &n->res[n->R[i]];
     double load = 0;
@@ -451,11 +571,8 @@ static void complete_ev(des_sim *s, void *p) {
   if (fn) fn(n, ctx);
 }
 
-static void drain_ev(des_sim *s, void *p) {
-  nflow *f = p;
-  net *n = f->net;
-  sim_ps now = des_now(s);
-  f->ev = 0;
+/* Takes a drained flow off its resources; completion follows after its latency. */
+static void drain_flow(net *n, nflow *f, sim_ps now) {
   for (uint32_t h = 0; h < f->nhops; h++) {
     uint32_t r = f->hops[h].res;
     nres *q = &n->res[r];
@@ -471,15 +588,28 @@ static void drain_ev(des_sim *s, void *p) {
   f->rem = 0;
   f->rate = 0;
   n->st.flows_finished++;
+  des_after(n->sim, f->latency, complete_ev, f);
+}
+
+static void drain_ev(des_sim *s, void *p) {
+  net *n = p;
+  sim_ps now = des_now(s);
+  n->drain_event = 0;
+  while (n->ndh && flow_at(n, n->dh[0])->drain_at <= now) {
+    nflow *f = flow_at(n, n->dh[0]);
+    dh_remove(n, f->id);
+    drain_flow(n, f, now);
+  }
   mark_dirty(n);
-  des_after(s, f->latency, complete_ev, f);
+  drain_schedule(n);
 }
 
 uint32_t net_flow(net *n, uint64_t bytes, const net_hop *hops, int n_hops, sim_ps latency, net_done_fn fn,
                   void *ctx) {
   nflow *f = flow_alloc(n);
   f->fn = fn, f->ctx = ctx, f->latency = latency;
-  f->rem = (double)bytes, f->rate = 0, f->new_rate = 0, f->ev = 0, f->mark = 0, f->frozen = 0;
+  f->rem = (double)bytes, f->rate = 0, f->new_rate = 0, f->mark = 0, f->frozen = 0;
+  f->hpos = UINT32_MAX, f->drain_at = SIM_PS_MAX;
   f->t_upd = des_now(n->sim);
   n->st.flows_started++;
   if (bytes == 0 || n_hops == 0) {
@@ -524,138 +654,6 @@ double net_flow_rate(const net *n, uint32_t id) {
 }
 
 void net_get_stats(const net *n, net_stats *s) { *s = n->st; }
-
-/* ---- routes and sends ---- */
-
-int net_route(net *n, int src, int dst, const net_send_opts *o, net_hop *hops, int *relay_at) {
-  static const net_send_opts defaults = {0};
-  if (!o) o = &defaults;
-  topo *t = n->t;
-  *relay_at = 0;
-  if (src == dst) return 0;
-  uint64_t key = o->key ? o->key : (uint64_t)src * 1000003u + (uint64_t)dst;
-  uint32_t links[2 * TOPO_MAX_HOPS + 2];
-  int k = -1;
-  int same = topo_same_domain(t, src, dst);
-  int gpn = t->gpus_per_node;
-  if (same && o->path != NET_PATH_DIRECT) {
-    k = topo_route_scaleup(t, src, dst, links);
-  } else if (o->path == NET_PATH_DIRECT || o->path == NET_PATH_AUTO) {
-    k = topo_route_scaleout(t, src, dst, n->o.seed, key, links);
-    if (k < 0 && o->path == NET_PATH_AUTO) {
-      net_send_opts p = *o;
-      p.path = NET_PATH_PXN;
-      return net_route(n, src, dst, &p, hops, relay_at);
-    }
-  } else if (o->path == NET_PATH_PXN || o->path == NET_PATH_RAIL) {
-    int pxn = o->path == NET_PATH_PXN;
-    int relay = pxn ? topo_node_of(t, src) * gpn + topo_local_of(t, dst) : topo_node_of(t, dst) * gpn + topo_local_of(t, src);
-    if (relay == src || relay == dst) {
-      k = topo_route_scaleout(t, src, dst, n->o.seed, key, links);
-    } else {
-      int a = pxn ? topo_route_scaleup(t, src, relay, links) : topo_route_scaleout(t, src, relay, n->o.seed, key, links);
-      if (a < 0) return -1;
-      int b = pxn ? topo_route_scaleout(t, relay, dst, n->o.seed, key, links + a) : topo_route_scaleup(t, relay, dst, links + a);
-      if (b < 0) return -1;
-      k = a + b;
-      *relay_at = a;
-    }
-  }
-  if (k < 0) return -1;
-  for (int i = 0; i < k; i++) hops[i] = (net_hop){links[i], 1.0};
-  return k;
-}
-
-/* A relayed transfer in chunks. Each leg sends its chunks back to back (a chunk starts when the
- * previous one drained); a chunk can cross leg 2 once it has arrived at the relay (leg 1's drain
- * plus leg 1's latency). The transfer is delivered when the last chunk arrives at the end. */
-typedef struct chain {
-  net *n;
-  net_hop *leg[2];   /* hops of each leg (extras included) */
-  int nleg[2];
-  sim_ps lat[2];     /* leg latencies */
-  uint64_t bytes, chunk;
-  uint32_t chunks;   /* total */
-  uint32_t started[2], drained[2], arrived[2];
-  net_done_fn fn;
-  void *ctx;
-} chain;
-
-typedef struct chain_ev {
-  chain *c;
-  int leg;
-} chain_ev;
-
-static void chain_start(chain *c, int leg);
-
-static void chain_arrived(net *n, void *p) {
-  chain_ev *e = p;
-  chain *c = e->c;
-  int leg = e->leg;
-  free(e);
-  c->arrived[leg]++;
-  if (leg == 0) {
-    chain_start(c, 1);
-  } else if (c->arrived[1] == c->chunks) {
-    net_done_fn fn = c->fn;
-    void *ctx = c->ctx;
-    free(c->leg[0]);
-    free(c->leg[1]);
-    free(c);
-    if (fn) fn(n, ctx);
-  }
-}
-
-static void chain_drained(net *n, void *p) {
-  chain_ev *e = p;
-  chain *c = e->c;
-  c->drained[e->leg]++;
-  net_schedule(n, c->lat[e->leg], chain_arrived, e);
-  chain_start(c, e->leg);
-}
-
-static void chain_start(chain *c, int leg) {
-  if (c->started[leg] == c->chunks) return;
-  if (c->started[leg] > c->drained[leg]) return;           /* this leg is busy */
-  if (leg == 1 && c->started[1] >= c->arrived[0]) return;  /* next chunk not at the relay yet */
-  uint32_t i = c->started[leg]++;
-  uint64_t b = i + 1 < c->chunks ? c->chunk : c->bytes - (uint64_t)i * c->chunk;
-  chain_ev *e = util_xmalloc(sizeof *e);
-  *e = (chain_ev){c, leg};
-  net_flow(c->n, b, c->leg[leg], c->nleg[leg], 0, chain_drained, e);
-}
-
-int net_send(net *n, int src, int dst, uint64_t bytes, const net_send_opts *o, net_done_fn done, void *ctx) {
-  static const net_send_opts defaults = {0};
-  if (!o) o = &defaults;
-  net_hop hops[2 * TOPO_MAX_HOPS + 2 + 64];
-  int relay_at = 0, k = 0;
-  if (src != dst) {
-    k = net_route(n, src, dst, o, hops, &relay_at);
-    if (k < 0) return -1;
-  }
-  sim_ps lat[2] = {0, 0};
-  for (int i = 0; i < k; i++) lat[relay_at && i >= relay_at] += n->t->l[hops[i].res].latency;
-  int ne = o->n_extra < 64 ? o->n_extra : 64;
-  if (relay_at && n->o.chunk_bytes > 0 && !o->no_chunking && bytes > 0) {
-    chain *c = util_xcalloc(1, sizeof *c);
-    c->n = n, c->bytes = bytes, c->chunk = n->o.chunk_bytes, c->fn = done, c->ctx = ctx;
-    c->chunks = (uint32_t)((bytes + c->chunk - 1) / c->chunk);
-    int len[2] = {relay_at, k - relay_at};
-    for (int leg = 0; leg < 2; leg++) {
-      c->leg[leg] = util_xmalloc((size_t)(len[leg] + ne) * sizeof(net_hop));
-      memcpy(c->leg[leg], hops + (leg ? relay_at : 0), (size_t)len[leg] * sizeof(net_hop));
-      if (ne) memcpy(c->leg[leg] + len[leg], o->extra, (size_t)ne * sizeof(net_hop));
-      c->nleg[leg] = len[leg] + ne;
-      c->lat[leg] = lat[leg];
-    }
-    chain_start(c, 0);
-    return 0;
-  }
-  if (ne) memcpy(hops + k, o->extra, (size_t)ne * sizeof(net_hop));
-  net_flow(n, k + ne > 0 ? bytes : 0, hops, k + ne, lat[0] + lat[1], done, ctx);
-  return 0;
-}
 
 /* ---- reports ---- */
 

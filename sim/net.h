@@ -26,7 +26,12 @@
  *   des_sim *sim = des_new();
  *   net *n = net_new(sim, topo, &(net_opts){.seed = 1});
  *   net_send(n, 0, 9, 1 << 20, NULL, done, ctx);   // callback when delivered
+ *   net_join *j = net_join_new(n, all_done, ctx);   // callback when all of a set are delivered
+ *   net_send(n, 1, 17, 4096, NULL, net_join_done, net_join_add(j));
+ *   net_join_seal(j);
  *   des_run(sim);
+ * Collectives (coll.h) are built on these calls and report their completion time; a simulator
+ * that runs compute on the same core schedules its own events with des_* or net_schedule*.
  * Everything is deterministic: same inputs and seed, same times and byte counts. */
 #ifndef MOESIM_NET_H
 #define MOESIM_NET_H
@@ -42,7 +47,15 @@ typedef struct net net;
 typedef struct net_opts {
   uint64_t seed;         /* ECMP seed */
   uint64_t chunk_bytes;  /* > 0: relayed transfers move in chunks of this size (pipelining) */
+  int spray;             /* 1: scale-out traffic spreads evenly over every equal-cost path (adaptive
+                            routing / packet spraying, as a fluid); 0: each flow takes one path
+                            chosen by hash (static ECMP, with its collisions); a topology whose
+                            fabric says `routing: adaptive` sprays regardless */
 } net_opts;
+
+/* Entries a route buffer must hold for net_route when spraying (2 * TOPO_MAX_HOPS + 2 suffice
+ * otherwise). */
+#define NET_ROUTE_MAX 4096
 
 /* A resource crossed by a flow: `weight` bytes on it per byte of the flow. */
 typedef struct net_hop {
@@ -62,11 +75,15 @@ net *net_new(des_sim *sim, topo *t, const net_opts *o);
 void net_free(net *n);
 
 des_sim *net_sim(net *n);
+/* The options the network was made with. */
+const net_opts *net_options(const net *n);
 topo *net_topo(net *n);
 /* Current simulated time. */
 sim_ps net_now(const net *n);
-/* Runs fn(n, ctx) `delay` from now (an event of the core). */
+/* Runs fn(n, ctx) `delay` from now (an event of the core); net_schedule_at at an absolute time
+ * (>= now). "Start these flows at time t": schedule a function at t that starts them. */
 void net_schedule(net *n, sim_ps delay, net_done_fn fn, void *ctx);
+void net_schedule_at(net *n, sim_ps when, net_done_fn fn, void *ctx);
 
 /* Adds a virtual resource of `gbyte_s` GB/s (e.g. an SM pool of GPU `owner`, or -1). Returns its
  * id. Remove it with net_res_remove() once no flow uses it; ids are reused. */
@@ -105,7 +122,8 @@ typedef struct net_send_opts {
   int no_chunking;        /* 1: one cut-through flow even when net_opts.chunk_bytes > 0 */
 } net_send_opts;
 
-/* Builds the route of a send (links only) into hops[] (at least 2 * TOPO_MAX_HOPS + 2 entries);
+/* Builds the route of a send (links only, weight = share of the bytes on the link: 1, or a fraction
+ * when spraying) into hops[] (NET_ROUTE_MAX entries when spraying, else 2 * TOPO_MAX_HOPS + 2);
  * returns the count, -1 when unreachable. *relay_at is set to the index of the first hop of the
  * second leg when the route goes through a forwarding GPU, else 0. */
 int net_route(net *n, int src, int dst, const net_send_opts *o, net_hop *hops, int *relay_at);
@@ -114,6 +132,19 @@ int net_route(net *n, int src, int dst, const net_send_opts *o, net_hop *hops, i
  * copy: it crosses only the extra resources (immediate without them). Returns 0, or -1 when no
  * route exists (nothing is started). */
 int net_send(net *n, int src, int dst, uint64_t bytes, const net_send_opts *o, net_done_fn done, void *ctx);
+
+/* Joins: "call me back when all of these are delivered". Create one, pass net_join_done and the
+ * join as the callback and context of each member send or flow (after net_join_add), then seal it:
+ * `all` runs once every member has been delivered (at the last member's delivery, or at once
+ * through the event core if all were delivered — or none added — before the seal). The join frees
+ * itself after calling `all`. */
+typedef struct net_join net_join;
+net_join *net_join_new(net *n, net_done_fn all, void *ctx);
+/* Counts one more member; returns the join, to pass as the member's callback context. */
+net_join *net_join_add(net_join *j);
+/* The member callback. */
+void net_join_done(net *n, void *join);
+void net_join_seal(net_join *j);
 
 /* Statistics. */
 typedef struct net_stats {

@@ -7,19 +7,19 @@
  *     (kernels/gemm.h), each validated against the plain-C reference before it is timed, and
  *     write them to the kernel table (<out>/kernels.csv, schema in sim/ktable.h);
  *  2. measure this CPU's BF16 peak; a GEMM's efficiency = measured TFLOP/s / peak;
- *  3. route real synthetic tokens with the V3 gate (group-limited top-k) and count, per GPU, the
- *     bytes each GPU sends and receives over NVLink and over its NIC, and each expert's rows;
- *  4. simulate with the event core: per GPU, dispatch arrival (bytes over link bandwidth, bounded
- *     by the sender's and the receiver's links), expert GEMMs (FLOPs over the target GPU's
- *     datasheet peak times the measured efficiency), combine back; the layer ends when the last
- *     GPU has its tokens back;
- *  5. write one results row, which `moesim run` draws as a breakdown figure.
- * The full network model (flows, max-min fairness, PXN forwarding) replaces step 4's link model in
- * the network issue; this file keeps the data path honest until then. */
+ *  3. route real synthetic tokens with the V3 gate (group-limited top-k, kernels/gate.h) and
+ *     count each expert's rows;
+ *  4. simulate on the event core: DeepEP-style dispatch over the cluster's topology (flow-level
+ *     network, sim/coll.h: NVLink inside a node, IB to the same-index GPU then NVLink across
+ *     nodes, the kernel on `comm_sms` SMs), then per GPU the shared expert (overlapped with the
+ *     dispatch) and its routed experts (FLOPs over the target GPU's datasheet peak times the
+ *     efficiency measured here), then the combine once every GPU's experts are done;
+ *  5. write one results row, which `moesim run` draws as a breakdown figure. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "coll.h"
 #include "des.h"
 #include "exp.h"
 #include "gate.h"
@@ -27,7 +27,7 @@
 #include "ktable.h"
 #include "peak.h"
 #include "pool.h"
-#include "qs_cluster.h"
+#include "topo.h"
 #include "util.h"
 
 typedef struct qs_model {
@@ -44,7 +44,9 @@ typedef struct qs_model {
 typedef struct qs_spec {
   qs_model model;         /* layer shape */
   int64_t tokens_per_gpu; /* tokens each GPU holds */
-  qs_cluster cluster;     /* the GPUs and their links */
+  topo_spec cluster;      /* the cluster, in the format of the files in topologies/ */
+  const cfg_node *cluster_node; /* its YAML mapping, for error positions */
+  int comm_sms;           /* SMs per GPU running dispatch/combine */
   int dispatch_fp8;       /* dispatch payload: 1 = FP8 E4M3 + 1x128 scales, 0 = BF16 */
   int threads;            /* CPU threads for measuring (0 = one per core) */
   int reps;               /* timed repetitions per kernel */
@@ -77,8 +79,11 @@ static const cfg_key qs_keys[] = {
      .doc = "MoE layer shape (mapping or file)"},
     {.name = "tokens_per_gpu", .type = CFG_INT, .offset = offsetof(qs_spec, tokens_per_gpu), .flags = CFG_POSITIVE,
      .doc = "tokens each GPU holds"},
-    {.name = "cluster", .type = CFG_INCLUDE, .offset = offsetof(qs_spec, cluster), .sub = qs_cluster_keys,
-     .flags = CFG_REQUIRED, .doc = "cluster (mapping or topologies/*.yaml)"},
+    {.name = "cluster", .type = CFG_INCLUDE, .offset = offsetof(qs_spec, cluster), .sub = topo_spec_keys,
+     .flags = CFG_REQUIRED | CFG_KEEP_NODE, .node_offset = offsetof(qs_spec, cluster_node),
+     .doc = "cluster (a topologies/*.yaml file or an inline mapping in that format)"},
+    {.name = "comm_sms", .type = CFG_INT32, .offset = offsetof(qs_spec, comm_sms), .flags = CFG_NONNEG,
+     .doc = "SMs per GPU running dispatch/combine (DeepEP's example uses 24; 0 = not SM-limited)"},
     {.name = "dispatch_dtype", .type = CFG_ENUM, .offset = offsetof(qs_spec, dispatch_fp8), .choices = payloads,
      .doc = "dispatch payload"},
     {.name = "threads", .type = CFG_INT32, .offset = offsetof(qs_spec, threads), .flags = CFG_NONNEG,
@@ -97,6 +102,8 @@ static void qs_init(void *p) {
   s->dispatch_fp8 = 1;
   s->reps = 5;
   s->seed = 1;
+  s->comm_sms = 24;
+  topo_spec_init(&s->cluster);
 }
 
 /* ---------------------------------------------------------------- measuring */
@@ -181,120 +188,53 @@ static int measure_gemm(pool *tp, int64_t m, int64_t n, int64_t k, int reps, kt_
   return rc;
 }
 
-/* ---------------------------------------------------------------- routing */
-
-typedef struct qs_traffic {
-  int gpus;            /* GPUs in the cluster */
-  int64_t *rows;       /* [gpus x experts_per_gpu] tokens routed to each local expert */
-  double *pairs;       /* [gpus x gpus] (token, destination GPU) pairs from src to dst */
-  double mean_dest;    /* mean distinct destination GPUs per token */
-} qs_traffic;
-
-static void route(const qs_spec *s, qs_traffic *tr) {
-  const qs_model *m = &s->model;
-  int G = s->cluster.nodes * s->cluster.gpus_per_node, E = m->routed_experts, epg = E / G;
-  tr->gpus = G;
-  tr->rows = util_xcalloc((size_t)G * (size_t)epg, sizeof *tr->rows);
-  tr->pairs = util_xcalloc((size_t)G * (size_t)G, sizeof *tr->pairs);
-  moe_gate_cfg g = {.n_experts = E, .n_groups = m->n_groups, .topk_groups = m->topk_groups, .topk = m->top_k,
-                    .route_scale = (float)m->route_scale, .norm_topk = 1};
-  int64_t T = s->tokens_per_gpu;
-  float *scores = util_xmalloc((size_t)(T * E) * sizeof *scores), *wts = util_xmalloc((size_t)(T * m->top_k) * sizeof *wts);
-  int32_t *idx = util_xmalloc((size_t)(T * m->top_k) * sizeof *idx);
-  int *seen = util_xmalloc((size_t)G * sizeof *seen);
-  double dest_total = 0;
-  for (int src = 0; src < G; src++) {
-    /* Each GPU's tokens are a distinct range of the same synthetic token stream. */
-    moe_synth syn = {.seed = s->seed, .zipf_s = s->zipf_s, .noise = 1.0};
-    moe_synth_scores(&syn, E, (int64_t)src * T, T, scores);
-    moe_gate_select(&g, scores, NULL, T, idx, wts);
-    for (int64_t t = 0; t < T; t++) {
-      memset(seen, 0, (size_t)G * sizeof *seen);
-      for (int j = 0; j < m->top_k; j++) {
-        int e = idx[t * m->top_k + j], dst = e / epg;
-        tr->rows[dst * epg + e % epg]++;
-        if (!seen[dst]) {
-          seen[dst] = 1;
-          tr->pairs[src * G + dst] += 1;
-          dest_total += 1;
-        }
-      }
-    }
-  }
-  tr->mean_dest = dest_total / ((double)T * G);
-  free(scores);
-  free(wts);
-  free(idx);
-  free(seen);
-}
-
 /* ---------------------------------------------------------------- simulation */
 
-typedef struct qs_gpu {
-  sim_ps dispatch_done;  /* all routed tokens have arrived */
-  sim_ps experts_done;   /* routed expert GEMMs finished */
-  sim_ps shared_done;    /* shared expert finished (runs during dispatch) */
-  sim_ps combine_done;   /* all expert outputs for its tokens are back */
-  int waiting;           /* GPUs whose experts it still waits on for the combine */
-} qs_gpu;
-
 typedef struct qs_sim {
-  const qs_spec *spec;
-  const qs_traffic *tr;
-  qs_gpu *gpu;
-  struct qs_ev *ev;      /* [gpus] event contexts */
-  sim_ps *expert_time;   /* [gpus] routed expert compute time */
-  sim_ps *combine_send;  /* [gpus] time for GPU g to send its combine traffic */
-  sim_ps *combine_recv;  /* [gpus] time for GPU g to receive its combine traffic */
-  int G;
+  const coll_ep_cfg *ep;      /* dispatch/combine kernel configuration */
+  const ep_routing *routing;  /* the tokens' experts */
+  int G;                      /* GPUs (EP ranks) */
+  const sim_ps *shared_time;  /* [G] shared expert, overlapped with the dispatch */
+  const sim_ps *expert_time;  /* [G] routed experts */
+  sim_ps *dispatch_end;       /* [G] when each GPU's dispatch kernel ended */
+  sim_ps experts_end;         /* when the last GPU's experts ended (the combine starts) */
+  sim_ps layer_end;           /* when the last GPU's combine ended */
+  double dispatch_rdma_gbs;   /* DeepEP-style bandwidths of the two kernels */
+  double combine_rdma_gbs;
+  double dispatch_nvl_gbs;
+  int failed;
 } qs_sim;
 
-typedef struct qs_ev {
-  qs_sim *sim;
-  int g;
-} qs_ev;
-
-static void on_combine_arrived(des_sim *d, void *p) {
-  qs_ev *e = p;
-  e->sim->gpu[e->g].combine_done = des_now(d);
+static void on_combine_done(net *n, void *p, coll_ep_result *r) {
+  (void)n;
+  qs_sim *s = p;
+  s->layer_end = r->end;
+  s->combine_rdma_gbs = coll_ep_rdma_gbyte_s(r);
+  coll_ep_result_free(r);
+  free(r); /* the callback owns the result struct too */
 }
 
-/* GPU g's experts are done: its combine sends to every source GPU. A source has all its tokens
- * back when the last GPU holding its experts has pushed its bytes, and no sooner than its own
- * receive links allow from the moment the first holder started sending. */
-static void on_experts_done(des_sim *d, void *p) {
-  qs_ev *e = p;
-  qs_sim *s = e->sim;
-  s->gpu[e->g].experts_done = des_now(d);
-  for (int src = 0; src < s->G; src++) {
-    if (s->tr->pairs[src * s->G + e->g] == 0 || --s->gpu[src].waiting > 0) continue;
-    sim_ps last = 0, first = SIM_PS_MAX;
-    for (int h = 0; h < s->G; h++) {
-      if (s->tr->pairs[src * s->G + h] == 0) continue;
-      sim_ps t = s->gpu[h].experts_done + s->combine_send[h];
-      if (t > last) last = t;
-      if (s->gpu[h].experts_done < first) first = s->gpu[h].experts_done;
-    }
-    sim_ps recv = first + s->combine_recv[src];
-    sim_ps when = last > recv ? last : recv;
-    des_at(d, when + ps_from_ns(s->spec->cluster.latency_ns), on_combine_arrived, &s->ev[src]);
+static void start_combine(net *n, void *p) {
+  qs_sim *s = p;
+  if (coll_ep_start(n, s->ep, s->routing, 1, on_combine_done, s) != 0) s->failed = 1;
+}
+
+/* Dispatch done: each GPU runs its routed experts once its tokens are in and its shared expert
+ * is done; the combine needs every GPU's expert outputs, so it starts after the last one. */
+static void on_dispatch_done(net *n, void *p, coll_ep_result *r) {
+  qs_sim *s = p;
+  sim_ps last = 0;
+  for (int g = 0; g < s->G; g++) {
+    s->dispatch_end[g] = r->start + r->rank_time[g];
+    sim_ps start = s->dispatch_end[g] > s->shared_time[g] ? s->dispatch_end[g] : s->shared_time[g];
+    if (start + s->expert_time[g] > last) last = start + s->expert_time[g];
   }
-}
-
-static void on_dispatch_arrived(des_sim *d, void *p) {
-  qs_ev *e = p;
-  qs_sim *s = e->sim;
-  qs_gpu *g = &s->gpu[e->g];
-  g->dispatch_done = des_now(d);
-  sim_ps start = g->dispatch_done > g->shared_done ? g->dispatch_done : g->shared_done;
-  des_at(d, start + s->expert_time[e->g], on_experts_done, e);
-}
-
-/* Time to move directional byte counts over NVLink and the NIC at once: the slower of the two. */
-static sim_ps link_time(const qs_cluster *c, double nv_bytes, double ib_bytes) {
-  sim_ps a = ps_for_bytes((uint64_t)nv_bytes, c->scaleup_gbyte_s);
-  sim_ps b = ps_for_bytes((uint64_t)ib_bytes, c->nic_gbit_s / 8);
-  return a > b ? a : b;
+  s->dispatch_rdma_gbs = coll_ep_rdma_gbyte_s(r);
+  s->dispatch_nvl_gbs = coll_ep_nvl_gbyte_s(r);
+  coll_ep_result_free(r);
+  free(r); /* the callback owns the result struct too */
+  s->experts_end = last;
+  net_schedule(n, last - net_now(n), start_combine, s);
 }
 
 /* Seconds for one GEMM on the target GPU: FLOPs over (datasheet peak x measured efficiency). */
@@ -306,26 +246,44 @@ static double target_gemm_s(int64_t m, int64_t n, int64_t k, double peak_tflops,
 static int qs_run(const exp_run *run, void *p, res_row *row) {
   qs_spec *s = p;
   const qs_model *m = &s->model;
-  const qs_cluster *c = &s->cluster;
-  int G = c->nodes * c->gpus_per_node;
-  if (m->routed_experts % G != 0) {
-    fprintf(stderr, "%s: error: %d routed experts do not divide evenly over %d GPUs\n", run->exp_path,
-            m->routed_experts, G);
+  if (topo_spec_resolve(run->cfg, &s->cluster, s->cluster_node) != 0) return UTIL_EXIT_USAGE;
+  char err[256];
+  topo *t = topo_build(&s->cluster, err, sizeof err);
+  if (!t) {
+    fprintf(stderr, "%s: error: cluster: %s\n", run->exp_path, err);
     return UTIL_EXIT_USAGE;
   }
-  if (m->routed_experts % m->n_groups != 0 || m->topk_groups > m->n_groups ||
+  int G = t->n_gpus;
+  if (m->routed_experts % G != 0 || m->routed_experts % m->n_groups != 0 || m->topk_groups > m->n_groups ||
       m->top_k > m->topk_groups * (m->routed_experts / m->n_groups)) {
-    fprintf(stderr, "%s: error: top_k %d cannot be chosen from %d of %d groups of %d experts\n", run->exp_path,
-            m->top_k, m->topk_groups, m->n_groups, m->routed_experts / m->n_groups);
+    fprintf(stderr,
+            "%s: error: %d routed experts in %d groups (top %d groups, top-%d) do not fit %d GPUs evenly\n",
+            run->exp_path, m->routed_experts, m->n_groups, m->topk_groups, m->top_k, G);
+    topo_free(t);
     return UTIL_EXIT_USAGE;
   }
   int epg = m->routed_experts / G;
   FILE *out = run->summary;
 
-  /* 1-3: measure on this CPU, route. */
-  qs_traffic tr;
-  route(s, &tr);
-  /* Every expert receives, on average, top_k/E of the tokens of all G GPUs. */
+  /* Route: the V3 gate over synthetic tokens; GPU g holds tokens [g T, (g+1) T) of the stream. */
+  ep_routing *rt = ep_routing_new(G, (int)s->tokens_per_gpu, m->top_k, m->routed_experts);
+  ep_routing_gate(rt, m->n_groups, m->topk_groups, s->zipf_s, s->seed);
+  int64_t *rows = util_xcalloc((size_t)m->routed_experts, sizeof *rows);
+  double dest_pairs = 0;
+  int *seen = util_xcalloc((size_t)G, sizeof *seen);
+  for (int64_t tok = 0; tok < (int64_t)G * s->tokens_per_gpu; tok++) {
+    memset(seen, 0, (size_t)G * sizeof *seen);
+    for (int j = 0; j < m->top_k; j++) {
+      int e = rt->idx[tok * m->top_k + j];
+      if (e < 0) continue;
+      rows[e]++;
+      if (!seen[e / epg]) seen[e / epg] = 1, dest_pairs += 1;
+    }
+  }
+  free(seen);
+  double mean_dest = dest_pairs / ((double)G * (double)s->tokens_per_gpu);
+
+  /* Measure on this CPU. Every expert receives, on average, top_k/E of the tokens of all GPUs. */
   int64_t mean_rows = (int64_t)llround((double)s->tokens_per_gpu * G * m->top_k / m->routed_experts);
   int64_t I = m->moe_intermediate, H = m->hidden;
   int64_t shapes[4][3] = {{mean_rows, 2 * I, H}, {mean_rows, H, I}, {s->tokens_per_gpu, 2 * I, H}, {s->tokens_per_gpu, H, I}};
@@ -336,138 +294,114 @@ static int qs_run(const exp_run *run, void *p, res_row *row) {
   double cpu_peak = peak_bf16_tflops(tp, &peak_path);
   if (out) fprintf(out, "measuring  %d BF16 GEMM shapes on this CPU (%s, %d threads; peak %.2f TFLOP/s via %s)\n",
                    nshapes, cpu_isa_get()->brand, pool_threads(tp), cpu_peak, peak_path);
-  kt_row rows[4];
+  kt_row krows[4];
   double eff[4];
   int rc = 0;
   for (int i = 0; i < nshapes && rc == 0; i++) {
-    if (measure_gemm(tp, shapes[i][0], shapes[i][1], shapes[i][2], s->reps, &rows[i]) != 0) {
+    if (measure_gemm(tp, shapes[i][0], shapes[i][1], shapes[i][2], s->reps, &krows[i]) != 0) {
       rc = UTIL_EXIT_SYS;
       break;
     }
-    eff[i] = rows[i].tflops / cpu_peak;
+    eff[i] = krows[i].tflops / cpu_peak;
     if (out) fprintf(out, "  gemm %-15s M=%-5lld N=%-5lld K=%-5lld  %9.0f us  %6.3f TFLOP/s  %4.0f%% of peak  (validated)\n",
                      shape_use[i], (long long)shapes[i][0], (long long)shapes[i][1], (long long)shapes[i][2],
-                     rows[i].median_us, rows[i].tflops, 100 * eff[i]);
+                     krows[i].median_us, krows[i].tflops, 100 * eff[i]);
   }
   pool_destroy(tp);
-  if (rc != 0) {
-    free(tr.rows);
-    free(tr.pairs);
-    return rc;
-  }
-  util_buf ktext = {0}, kpath = {0};
-  util_buf_printf(&ktext, "%s\n", KT_HEADER);
-  for (int i = 0; i < nshapes; i++) {
-    char line[1024];
-    kt_format_row(&rows[i], line, sizeof line);
-    util_buf_printf(&ktext, "%s\n", line);
-  }
+  util_buf kpath = {0};
   util_buf_printf(&kpath, "%s/kernels.csv", run->out_dir);
-  if (util_write_file_atomic(kpath.data, ktext.data, ktext.len) != 0) rc = UTIL_EXIT_SYS;
-  util_buf_free(&ktext);
+  if (rc == 0) {
+    util_buf ktext = {0};
+    util_buf_printf(&ktext, "%s\n", KT_HEADER);
+    for (int i = 0; i < nshapes; i++) {
+      char line[1024];
+      kt_format_row(&krows[i], line, sizeof line);
+      util_buf_printf(&ktext, "%s\n", line);
+    }
+    if (util_write_file_atomic(kpath.data, ktext.data, ktext.len) != 0) rc = UTIL_EXIT_SYS;
+    util_buf_free(&ktext);
+  }
 
-  /* 4: simulate. */
-  double tok_bytes = s->dispatch_fp8 ? (double)H * (1.0 + 4.0 / 128) : (double)H * 2, comb_bytes = (double)H * 2;
-  qs_sim sim = {.spec = s, .tr = &tr, .G = G};
-  sim.gpu = util_xcalloc((size_t)G, sizeof *sim.gpu);
-  sim.ev = util_xcalloc((size_t)G, sizeof *sim.ev);
-  sim.expert_time = util_xcalloc((size_t)G, sizeof *sim.expert_time);
-  sim.combine_send = util_xcalloc((size_t)G, sizeof *sim.combine_send);
-  sim.combine_recv = util_xcalloc((size_t)G, sizeof *sim.combine_recv);
-  sim_ps *disp_send = util_xcalloc((size_t)G, sizeof *disp_send), *disp_recv = util_xcalloc((size_t)G, sizeof *disp_recv);
-  double bytes_out_max = 0, peak = c->gpu_bf16_tflops;
-  for (int g = 0; g < G; g++) {
-    sim.ev[g] = (qs_ev){&sim, g};
-    /* Directional bytes of GPU g: dispatch out/in, and the combine (the reverse pairs, BF16). */
-    double out_nv = 0, out_ib = 0, in_nv = 0, in_ib = 0;
-    for (int h = 0; h < G; h++) {
-      if (h == g) continue;
-      int same = h / c->gpus_per_node == g / c->gpus_per_node;
-      double o = tr.pairs[g * G + h], i = tr.pairs[h * G + g];
-      if (same) out_nv += o, in_nv += i;
-      else out_ib += o, in_ib += i;
-    }
-    if ((out_nv + out_ib) * tok_bytes > bytes_out_max) bytes_out_max = (out_nv + out_ib) * tok_bytes;
-    disp_send[g] = link_time(c, out_nv * tok_bytes, out_ib * tok_bytes);
-    disp_recv[g] = link_time(c, in_nv * tok_bytes, in_ib * tok_bytes);
-    sim.combine_send[g] = link_time(c, in_nv * comb_bytes, in_ib * comb_bytes);
-    sim.combine_recv[g] = link_time(c, out_nv * comb_bytes, out_ib * comb_bytes);
-    double t = 0;
-    for (int e = 0; e < epg; e++) {
-      int64_t r = tr.rows[g * epg + e];
-      t += target_gemm_s(r, 2 * I, H, peak, eff[0]) + target_gemm_s(r, H, I, peak, eff[1]);
-    }
-    sim.expert_time[g] = ps_from_s(t);
+  /* Simulate. */
+  qs_sim sim = {.G = G};
+  double peak = t->gpu.bf16_tflops;
+  sim_ps *shared = util_xcalloc((size_t)G, sizeof *shared), *experts = util_xcalloc((size_t)G, sizeof *experts);
+  sim.dispatch_end = util_xcalloc((size_t)G, sizeof *sim.dispatch_end);
+  for (int g = 0; rc == 0 && g < G; g++) {
+    double te = 0;
+    for (int e = g * epg; e < (g + 1) * epg; e++)
+      te += target_gemm_s(rows[e], 2 * I, H, peak, eff[0]) + target_gemm_s(rows[e], H, I, peak, eff[1]);
+    experts[g] = ps_from_s(te);
     double ts = m->shared_experts * (target_gemm_s(s->tokens_per_gpu, 2 * I, H, peak, nshapes > 2 ? eff[2] : eff[0]) +
                                      target_gemm_s(s->tokens_per_gpu, H, I, peak, nshapes > 2 ? eff[3] : eff[1]));
-    sim.gpu[g].shared_done = ps_from_s(ts);
+    shared[g] = ps_from_s(ts);
   }
-  des_sim *des = des_new();
-  for (int g = 0; g < G; g++) {
-    /* Dispatch to g ends when its slowest sender has pushed its bytes and g's links drained. */
-    sim_ps arrive = disp_recv[g];
-    sim.gpu[g].waiting = 0;
-    for (int h = 0; h < G; h++) {
-      if (tr.pairs[h * G + g] > 0 && disp_send[h] > arrive) arrive = disp_send[h];
-      sim.gpu[g].waiting += tr.pairs[g * G + h] > 0;
+  coll_ep_cfg ep = {.hidden = (int)H, .dispatch_fp8 = s->dispatch_fp8, .sms = s->comm_sms, .kernel = COLL_EP_AUTO};
+  sim.ep = &ep;
+  sim.routing = rt;
+  sim.shared_time = shared;
+  sim.expert_time = experts;
+  if (rc == 0) {
+    des_sim *d = des_new();
+    net_opts no = {.seed = s->seed};
+    net *n = net_new(d, t, &no);
+    if (coll_ep_start(n, &ep, rt, 0, on_dispatch_done, &sim) != 0) sim.failed = 1;
+    des_run(d);
+    net_free(n);
+    des_free(d);
+    if (sim.failed) rc = UTIL_EXIT_USAGE;
+  }
+
+  if (rc == 0) {
+    sim_ps dispatch_max = 0;
+    int worst = 0;
+    for (int g = 0; g < G; g++)
+      if (sim.dispatch_end[g] > dispatch_max) dispatch_max = sim.dispatch_end[g], worst = g;
+    double d_us = ps_to_us(dispatch_max), layer_us = ps_to_us(sim.layer_end);
+    double e_us = ps_to_us(sim.experts_end) - d_us, c_us = layer_us - ps_to_us(sim.experts_end);
+    double tok_bytes = s->dispatch_fp8 ? (double)H * (1.0 + 4.0 / 128) : (double)H * 2;
+    res_set(row, "cluster", "%s", t->name);
+    res_set_i(row, "gpus", G);
+    res_set_i(row, "tokens_per_gpu", s->tokens_per_gpu);
+    res_set(row, "dispatch_dtype", "%s", payloads[s->dispatch_fp8]);
+    res_set_f(row, "dispatch_us", d_us);
+    res_set_f(row, "experts_us", e_us);
+    res_set_f(row, "combine_us", c_us);
+    res_set_f(row, "layer_us", layer_us);
+    res_set_f(row, "shared_expert_us", ps_to_us(shared[worst]));
+    res_set_f(row, "tokens_per_s", (double)s->tokens_per_gpu * G / (layer_us * 1e-6));
+    res_set_f(row, "dispatch_mb_per_gpu", mean_dest * (double)s->tokens_per_gpu * tok_bytes / 1e6);
+    res_set_f(row, "mean_dest_gpus", mean_dest);
+    res_set_f(row, "dispatch_rdma_gbyte_s", sim.dispatch_rdma_gbs);
+    res_set_f(row, "combine_rdma_gbyte_s", sim.combine_rdma_gbs);
+    res_set_f(row, "cpu_peak_tflops", cpu_peak);
+    res_set_f(row, "cpu_gemm_tflops", krows[0].tflops);
+    res_set_f(row, "cpu_gemm_efficiency", eff[0]);
+    res_set_f(row, "gpu_gemm_tflops", peak * eff[0]);
+    res_set(row, "compute_source", "projected: %s bf16_tflops %.0f x efficiency measured on %s", t->gpu.model ? t->gpu.model : "gpu",
+            peak, util_hostname());
+    if (out) {
+      fprintf(out, "simulated  one V3 MoE layer forward on %s (%d GPUs, %s), %lld tokens/GPU, %s dispatch on %d SMs\n",
+              t->name, G, t->gpu.model ? t->gpu.model : "gpu", (long long)s->tokens_per_gpu,
+              payloads[s->dispatch_fp8], s->comm_sms);
+      fprintf(out, "  phase       time (us)\n");
+      fprintf(out, "  dispatch   %10.1f   %.2f GPUs per token, %.1f GB/s RDMA (DeepEP's measure)\n", d_us, mean_dest,
+              sim.dispatch_rdma_gbs);
+      fprintf(out, "  experts    %10.1f   %d experts per GPU at %.0f%% of %.0f TFLOP/s (efficiency measured here)\n",
+              e_us, epg, 100 * eff[0], peak);
+      fprintf(out, "  combine    %10.1f   %.1f GB/s RDMA\n", c_us, sim.combine_rdma_gbs);
+      fprintf(out, "  layer      %10.1f   (shared expert %.1f us, overlapped with the dispatch)\n", layer_us,
+              ps_to_us(shared[worst]));
+      fprintf(out, "kernels    %s\n", kpath.data);
     }
-    des_at(des, arrive + ps_from_ns(c->latency_ns), on_dispatch_arrived, &sim.ev[g]);
-  }
-  des_run(des);
-  des_free(des);
-  free(disp_send);
-  free(disp_recv);
-
-  /* The slowest GPU's critical path gives the breakdown. */
-  int worst = 0;
-  for (int g = 1; g < G; g++)
-    if (sim.gpu[g].combine_done > sim.gpu[worst].combine_done) worst = g;
-  qs_gpu *w = &sim.gpu[worst];
-  double layer_us = ps_to_us(w->combine_done);
-  double d_us = ps_to_us(w->dispatch_done);
-  double e_us = ps_to_us(w->experts_done) - d_us;
-  double c_us = layer_us - ps_to_us(w->experts_done);
-
-  res_set(row, "cluster", "%s", c->name);
-  res_set_i(row, "gpus", G);
-  res_set_i(row, "tokens_per_gpu", s->tokens_per_gpu);
-  res_set(row, "dispatch_dtype", "%s", payloads[s->dispatch_fp8]);
-  res_set_f(row, "dispatch_us", d_us);
-  res_set_f(row, "experts_us", e_us);
-  res_set_f(row, "combine_us", c_us);
-  res_set_f(row, "layer_us", layer_us);
-  res_set_f(row, "shared_expert_us", ps_to_us(w->shared_done));
-  res_set_f(row, "tokens_per_s", (double)s->tokens_per_gpu * G / (layer_us * 1e-6));
-  res_set_f(row, "dispatch_mb_per_gpu", bytes_out_max / 1e6);
-  res_set_f(row, "mean_dest_gpus", tr.mean_dest);
-  res_set_f(row, "cpu_peak_tflops", cpu_peak);
-  res_set_f(row, "cpu_gemm_tflops", rows[0].tflops);
-  res_set_f(row, "cpu_gemm_efficiency", eff[0]);
-  res_set_f(row, "gpu_gemm_tflops", peak * eff[0]);
-  res_set(row, "compute_source", "projected: %s bf16_tflops %.0f x efficiency measured on %s", c->gpu_name, peak,
-          util_hostname());
-
-  if (out) {
-    fprintf(out, "simulated  one V3 MoE layer forward, %d x %d %s, %lld tokens/GPU, %s dispatch\n", c->nodes,
-            c->gpus_per_node, c->gpu_name, (long long)s->tokens_per_gpu, payloads[s->dispatch_fp8]);
-    fprintf(out, "  phase       time (us)   (slowest GPU %d)\n", worst);
-    fprintf(out, "  dispatch   %10.1f   %.1f MB out per GPU at most, %.2f GPUs per token\n", d_us, bytes_out_max / 1e6,
-            tr.mean_dest);
-    fprintf(out, "  experts    %10.1f   %d experts per GPU at %.0f%% of %.0f TFLOP/s (efficiency measured here)\n", e_us,
-            epg, 100 * eff[0], peak);
-    fprintf(out, "  combine    %10.1f\n", c_us);
-    fprintf(out, "  layer      %10.1f   (shared expert %.1f us, overlapped with dispatch)\n", layer_us,
-            ps_to_us(w->shared_done));
-    fprintf(out, "kernels    %s\n", kpath.data);
   }
   util_buf_free(&kpath);
-  free(sim.gpu);
-  free(sim.ev);
-  free(sim.expert_time);
-  free(sim.combine_send);
-  free(sim.combine_recv);
-  free(tr.rows);
-  free(tr.pairs);
+  free(shared);
+  free(experts);
+  free(sim.dispatch_end);
+  free(rows);
+  ep_routing_free(rt);
+  topo_free(t);
   return rc;
 }
 

@@ -11,6 +11,7 @@
 
 const char *const topo_fabric_names[] = {"none", "fat_tree", "multi_rail", "multi_plane", "dragonfly", "slim_fly", NULL};
 const char *const topo_scaleup_names[] = {"none", "nvswitch", NULL};
+static const char *const routing_names[] = {"ecmp", "adaptive", NULL};
 
 #define F(name_, type_, field, fl, doc_) \
   {.name = name_, .type = type_, .offset = offsetof(topo_fabric_spec, field), .flags = fl, .doc = doc_}
@@ -27,6 +28,8 @@ static const cfg_key fabric_keys[] = {
     F("global_per_router", CFG_INT32, global_per_router, CFG_POSITIVE, "dragonfly h"),
     F("groups", CFG_INT32, groups, CFG_POSITIVE, "dragonfly g (default a*h + 1)"),
     F("q", CFG_INT32, q, CFG_POSITIVE, "slim fly prime q (q % 4 = 1 or 3)"),
+    {.name = "routing", .type = CFG_ENUM, .offset = offsetof(topo_fabric_spec, adaptive), .choices = routing_names,
+     .doc = "ecmp (static: a flow hashed onto one path) | adaptive (spread over all equal-cost paths)"},
     {.name = "cable", .type = CFG_STRUCT, .offset = offsetof(topo_fabric_spec, cable), .sub = hwcat_cable_ref_keys,
      .doc = "switch-to-switch link: {model: NAME, price_usd, latency_ns}"},
     {.name = "endpoint_cable", .type = CFG_STRUCT, .offset = offsetof(topo_fabric_spec, endpoint_cable),
@@ -145,6 +148,7 @@ void topo_free(topo *t) {
   if (t->dist)
     for (int i = 0; i < t->n_switches; i++) free(t->dist[i]);
   free(t->dist);
+  free(t->mark);
   free(t);
 }
 
@@ -233,6 +237,95 @@ int topo_route_scaleout(topo *t, int a, int b, uint64_t seed, uint64_t key, uint
     return n;
   }
   return -1;
+}
+
+/* Appends (link, f) unless full; returns 0 or -2. */
+static int spray_put(uint32_t *links, double *frac, int *n, int max, uint32_t l, double f) {
+  if (*n >= max) return -2;
+  links[*n] = l, frac[*n] = f;
+  (*n)++;
+  return 0;
+}
+
+/* Spreads fraction w from switch la to switch lb over the shortest-path DAG. */
+static int spray_between(topo *t, int la, int lb, double w, uint32_t *links, double *frac, int *n, int max) {
+  const uint16_t *d = dist_to(t, lb);
+  int cap = 64, ncur = 1;
+  int *cur = util_xmalloc((size_t)cap * sizeof *cur), *nxt = util_xmalloc((size_t)cap * sizeof *nxt);
+  double *fc = util_xmalloc((size_t)cap * sizeof *fc), *fn = util_xmalloc((size_t)cap * sizeof *fn);
+  cur[0] = la, fc[0] = w;
+  int rc = 0;
+  while (rc == 0 && !(ncur == 1 && cur[0] == lb)) {
+    int nn = 0;
+    for (int i = 0; i < ncur && rc == 0; i++) {
+      const topo_vertex *v = &t->v[t->first_switch + (uint32_t)cur[i]];
+      int k = 0;
+      for (uint32_t e = 0; e < v->out_n; e++) {
+        const topo_link *l = &t->l[t->adj[v->out_first + e]];
+        k += l->kind == TOPO_L_FABRIC && d[t->v[l->dst].index] + 1 == d[cur[i]];
+      }
+      for (uint32_t e = 0; e < v->out_n && rc == 0; e++) {
+        uint32_t id = t->adj[v->out_first + e];
+        const topo_link *l = &t->l[id];
+        int o = t->v[l->dst].index;
+        if (l->kind != TOPO_L_FABRIC || d[o] + 1 != d[cur[i]]) continue;
+        double f = fc[i] / k;
+        rc = spray_put(links, frac, n, max, id, f);
+        if (t->mark[o] < 0) {
+          if (nn == cap) {
+            cap *= 2;
+            nxt = util_xrealloc(nxt, (size_t)cap * sizeof *nxt), fn = util_xrealloc(fn, (size_t)cap * sizeof *fn);
+            cur = util_xrealloc(cur, (size_t)cap * sizeof *cur), fc = util_xrealloc(fc, (size_t)cap * sizeof *fc);
+          }
+          t->mark[o] = nn, nxt[nn] = o, fn[nn++] = 0;
+        }
+        fn[t->mark[o]] += f;
+      }
+    }
+    for (int i = 0; i < nn; i++) t->mark[nxt[i]] = -1;
+    int *ti = cur;
+    cur = nxt, nxt = ti;
+    double *tf = fc;
+    fc = fn, fn = tf;
+    ncur = nn;
+    if (nn == 0) rc = -1;
+  }
+  free(cur), free(nxt), free(fc), free(fn);
+  return rc;
+}
+
+int topo_route_spray(topo *t, int a, int b, uint32_t *links, double *frac, int max) {
+  int U = t->uplinks_per_gpu;
+  if (U == 0 || a == b) return -1;
+  if (!t->mark) {
+    t->mark = util_xmalloc((size_t)t->n_switches * sizeof *t->mark);
+    for (int i = 0; i < t->n_switches; i++) t->mark[i] = -1;
+  }
+  /* Uplinks of a that reach some uplink of b (same plane), and for each, b's reachable uplinks. */
+  int ua[64], nua = 0;
+  for (int i = 0; i < U && nua < 64; i++) {
+    int la = t->v[t->l[t->up[(size_t)a * U + (size_t)i]].dst].index, ok = 0;
+    for (int j = 0; j < U && !ok; j++) ok = dist_to(t, t->v[t->l[t->down[(size_t)b * U + (size_t)j]].src].index)[la] != UINT16_MAX;
+    if (ok) ua[nua++] = i;
+  }
+  if (nua == 0) return -1;
+  int n = 0;
+  for (int i = 0; i < nua; i++) {
+    uint32_t up = t->up[(size_t)a * U + (size_t)ua[i]];
+    int la = t->v[t->l[up].dst].index;
+    if (spray_put(links, frac, &n, max, up, 1.0 / nua) != 0) return -2;
+    int ub[64], nub = 0;
+    for (int j = 0; j < U && nub < 64; j++)
+      if (dist_to(t, t->v[t->l[t->down[(size_t)b * U + (size_t)j]].src].index)[la] != UINT16_MAX) ub[nub++] = j;
+    for (int j = 0; j < nub; j++) {
+      uint32_t dn = t->down[(size_t)b * U + (size_t)ub[j]];
+      double w = 1.0 / nua / nub;
+      int rc = spray_between(t, la, t->v[t->l[dn].src].index, w, links, frac, &n, max);
+      if (rc != 0) return rc;
+      if (spray_put(links, frac, &n, max, dn, w) != 0) return -2;
+    }
+  }
+  return n;
 }
 
 sim_ps topo_route_latency(const topo *t, const uint32_t *links, int n) {

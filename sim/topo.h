@@ -59,6 +59,8 @@ typedef struct topo_fabric_spec {
   int global_per_router;    /* dragonfly h */
   int groups;               /* dragonfly g (0 = a*h + 1) */
   int q;                    /* slim fly prime q, q % 4 == 1 or 3 */
+  int adaptive;             /* routing: 0 static ECMP (a flow hashed onto one path), 1 adaptive
+                               (traffic spread over every equal-cost path) */
   hw_cable cable;           /* switch-to-switch link (model + overrides) */
   hw_cable endpoint_cable;  /* NIC-to-switch link */
 } topo_fabric_spec;
@@ -117,6 +119,7 @@ typedef struct topo {
   int levels;               /* fat-tree layers */
   int radix;                /* switch ports used */
   int planes;               /* planes (1 unless multi_plane) */
+  int adaptive;             /* the fabric routes adaptively (see topo_fabric_spec) */
   int n_gpus;               /* endpoints */
   int gpus_per_node;
   int n_nodes;
@@ -136,6 +139,7 @@ typedef struct topo {
   double bisection_gbps;    /* bisection bandwidth, Gb/s (line rate) */
   int bisection_exact;      /* 1: closed form; 0: heuristic cut (an upper bound) */
   uint16_t **dist;          /* [n_switches] lazily built hop distances to each switch */
+  int32_t *mark;            /* [n_switches] scratch for topo_route_spray (lazily allocated) */
 } topo;
 
 /* Builds the graph of a resolved spec. Returns NULL and writes a message to err on an impossible
@@ -159,8 +163,19 @@ int topo_route_scaleup(const topo *t, int a, int b, uint32_t *links);
 /* Scale-out route a -> b (any two GPUs whose uplinks share a plane): uplink, switch links,
  * downlink. Returns the hop count (<= TOPO_MAX_HOPS), or -1 when no plane connects them. */
 int topo_route_scaleout(topo *t, int a, int b, uint64_t seed, uint64_t key, uint32_t *links);
+/* The same pair spread over every equal-cost path (adaptive routing or packet spraying as a fluid):
+ * each uplink, switch hop and downlink choice splits the traffic evenly. Writes links and the
+ * fraction of the traffic on each (fractions of one layer sum to 1) into links/frac (at most max
+ * entries). Returns the count, -1 when unreachable, -2 when more than max entries are needed. */
+int topo_route_spray(topo *t, int a, int b, uint32_t *links, double *frac, int max);
+
 /* Sum of the links' latencies. */
 sim_ps topo_route_latency(const topo *t, const uint32_t *links, int n);
+
+/* Smallest cut found by greedy pair swaps over seeded random balanced bipartitions of the switch
+ * graph, times the port rate (Gb/s): an upper bound on the bisection, for fabrics without a closed
+ * form (Slim Fly). */
+double topo_heuristic_bisection(const topo *t);
 
 /* Sizing for `moesim topo`. */
 typedef struct topo_bom_line {

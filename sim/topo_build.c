@@ -272,8 +272,6 @@ static int is_prime(int q) {
   return 1;
 }
 
-double topo_heuristic_bisection(const topo *t); /* topo.c */
-
 static int build_slim_fly(bctx *b, const topo_spec *s) {
   topo *t = b->t;
   int q = s->fabric.q;
@@ -347,6 +345,7 @@ topo *topo_build(const topo_spec *s, char *err, size_t errlen) {
   t->sw.model = dup_or_null(s->sw.model), t->cable.model = dup_or_null(s->fabric.cable.model);
   t->endpoint_cable.model = dup_or_null(s->fabric.endpoint_cable.model);
   t->fabric_kind = s->fabric.kind;
+  t->adaptive = s->fabric.adaptive;
   t->levels = s->fabric.levels ? s->fabric.levels : 2;
   t->radix = s->fabric.radix ? s->fabric.radix : s->sw.radix;
   t->gpus_per_node = s->gpus_per_node;

@@ -35,15 +35,8 @@ expect 2 "run without file" -- "$M" run
 expect 2 "run missing file" -- "$M" run "$T/nope.yaml"
 
 mkdir -p "$T/exp"
-cat > "$T/exp/cluster.yaml" <<'Y'
-name: tiny
-nodes: 2
-gpus_per_node: 8
-gpu_name: H800
-gpu_bf16_tflops: 989
-scaleup_gbyte_s: 160
-nic_gbit_s: 400
-Y
+REPO=$(pwd)
+sed "s|^catalogue: .*|catalogue: $REPO/topologies/hardware.yaml|" tests/fixtures/tiny2x2.yaml > "$T/exp/cluster.yaml"
 cat > "$T/exp/typo.yaml" <<'Y'
 name: typo
 kind: moe_layer
@@ -57,18 +50,18 @@ grep -q "^exp/typo.yaml:5:1: error: unknown key 'tokens_per_gup' (did you mean '
   || { bad "misspelled key message"; cat "$T/err" >&2; }
 [ -e "$T/results" ] && bad "a bad config created results/"
 
-sed 's/nic_gbit_s: 400/nic_gbit_s: -400/' exp/cluster.yaml > exp/negcluster.yaml
+sed 's/nic: {model: cx7-400g}/nic: {model: cx7-400g, bw_gbps: -400}/' exp/cluster.yaml > exp/negcluster.yaml
 sed 's/cluster: cluster.yaml/cluster: negcluster.yaml/; /tokens_per_gup/d' exp/typo.yaml > exp/neg.yaml
 expect 2 "negative bandwidth" -- "$M" run exp/neg.yaml
-grep -q "^exp/negcluster.yaml:7:13: error: nic_gbit_s must be positive (got -400)" "$T/err" \
+grep -q "^exp/negcluster.yaml:6:33: error: bw_gbps must be positive (got -400)" "$T/err" \
   || { bad "negative bandwidth message"; cat "$T/err" >&2; }
 [ -e "$T/results" ] && bad "a bad config created results/"
 
 sed '/tokens_per_gup/d' exp/typo.yaml > exp/good.yaml
 expect 2 "bad --set value" -- "$M" run exp/good.yaml --set tokens_per_gpu=-1
 grep -q "^--set:1:16: error: tokens_per_gpu must be positive" "$T/err" || { bad "--set error message"; cat "$T/err" >&2; }
-expect 2 "unknown --set key" -- "$M" run exp/good.yaml --set cluster.nic_gbit=3
-grep -q "did you mean 'cluster.nic_gbit_s'" "$T/err" || { bad "--set did you mean"; cat "$T/err" >&2; }
+expect 2 "unknown --set key" -- "$M" run exp/good.yaml --set cluster.nic.bw_gpbs=3
+grep -q "did you mean 'cluster.nic.bw_gbps'" "$T/err" || { bad "--set did you mean"; cat "$T/err" >&2; }
 sed 's/kind: moe_layer/kind: moe_layr/' exp/good.yaml > exp/kind.yaml
 expect 2 "unknown kind" -- "$M" run exp/kind.yaml
 grep -q "did you mean 'moe_layer'" "$T/err" || bad "unknown kind suggests"

@@ -7,15 +7,17 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 pass=0; fail=0
 check() { if eval "$2"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "t_quickstart.sh: $1" >&2; fi; }
+REPO=$(pwd)
 cat > "$T/tiny.yaml" <<'Y'
 name: tiny
 kind: moe_layer
 model: {hidden: 256, moe_intermediate: 128, routed_experts: 16, shared_experts: 1, top_k: 4, n_groups: 4, topk_groups: 2, route_scale: 1}
 tokens_per_gpu: 64
-cluster: {name: tiny2x2, nodes: 2, gpus_per_node: 2, gpu_name: H800, gpu_bf16_tflops: 989, scaleup_gbyte_s: 160, nic_gbit_s: 400, latency_ns: 3000}
+cluster: REPO/tests/fixtures/tiny2x2.yaml
 reps: 1
 plots: [breakdown]
 Y
+sed -i "s|REPO|$REPO|" "$T/tiny.yaml"
 cd "$T" || exit 1
 "$M" run tiny.yaml > out.txt 2> err.txt; rc=$?
 check "run exits 0 (got $rc: $(cat err.txt))" '[ $rc -eq 0 ]'

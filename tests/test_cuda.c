@@ -41,10 +41,6 @@ static void capture(int fd, void (*fn)(void *), void *arg, char *buf, size_t len
   fclose(tmp);
 }
 
-static int have_gpu(char *why, int len) {
-  gpu_info g[4];
-  return gpu_query(g, 4, why, len) > 0;
-}
 
 typedef struct suite_call {
   gpu_suite_opts o; /* options */
@@ -99,6 +95,11 @@ static void test_no_gpu_answers(void) {
 }
 
 #if MOESIM_CUDA
+
+static int have_gpu(char *why, int len) {
+  gpu_info g[4];
+  return gpu_query(g, 4, why, len) > 0;
+}
 
 static void fail_cuda(void *arg) { *(int *)arg = CUDA_FAILED(cudaErrorInvalidValue); }
 static void fail_cublas(void *arg) { *(int *)arg = CUBLAS_FAILED(CUBLAS_STATUS_NOT_SUPPORTED); }

@@ -398,12 +398,28 @@ static void test_registry(void) {
     if (gemm_variant_at(i)->supported() && gemm_variant_at(i)->isa > top) top = gemm_variant_at(i)->isa;
   const gemm_variant *b = gemm_variant_best(KN_BF16, 2048);
   T_CHECK(b && b->supported() && b->isa == top);
-  /* A cap through MOESIM_ISA is honoured: the best under "scalar" is scalar. */
-  setenv("MOESIM_ISA", "scalar", 1);
-  const gemm_variant *s = gemm_variant_best(KN_FP8_E4M3, 4);
-  T_CHECK(s && s->isa == CPU_SCALAR && s->supported());
-  for (int i = 0; i < gemm_variant_count(); i++)
-    if (gemm_variant_at(i)->isa > CPU_SCALAR) T_CHECK(!gemm_variant_at(i)->supported());
+  /* A cap through MOESIM_ISA is honoured at every level this CPU has: nothing above the cap is
+   * supported, the default path runs a variant of the cap's level, and it is still correct. */
+  static const char *caps[] = {"scalar", "avx2", "avx512", "avx512bf16"};
+  for (int lv = CPU_SCALAR; lv <= (int)cpu_isa_best(); lv++) {
+    setenv("MOESIM_ISA", caps[lv], 1);
+    for (int i = 0; i < gemm_variant_count(); i++)
+      if ((int)gemm_variant_at(i)->isa > lv) T_CHECK(!gemm_variant_at(i)->supported());
+    for (int f8 = 0; f8 < 2; f8++) {
+      kn_dtype dt = f8 ? KN_FP8_E4M3 : KN_BF16;
+      const gemm_variant *s = gemm_variant_best(dt, 4);
+      T_CHECKF(s && (int)s->isa == lv && s->supported(), "cap %s: best %s", caps[lv], s ? s->name : "none");
+      tmat a = make_mat(dt, 5, 300, 1, 0, 0), w = make_mat(dt, 40, 300, 1, 1, 0);
+      gemm_packed *wp = gemm_pack(&w.m, 40, 300);
+      float c[5 * 40];
+      gemm_out co = {KN_FP32, c, 40};
+      T_CHECK(gemm_run(NULL, 5, &a.m, wp, &co, NULL) == 0);
+      T_CHECKF(compare("cap", 5, 40, 300, &a.m, &w.m, &co, GEMM_EPI_NONE) == 0, "cap %s", caps[lv]);
+      gemm_packed_free(wp);
+      free_mat(&a);
+      free_mat(&w);
+    }
+  }
   unsetenv("MOESIM_ISA");
 }
 

@@ -137,7 +137,7 @@ static void test_v3_ops(void) {
   int rc = 0;
   for (size_t j = 0; j < n; j++) rc += ops[j].recompute;
   T_EQ_INT(rc, 9);
-  m.recompute = (model_recompute){0, 0, 0};
+  m.recompute = (model_recompute){0, 0, 0, 0};
   n = model_block_ops(&m, MODEL_BLOCK_MOE, 2, ops);
   rc = 0;
   for (size_t j = 0; j < n; j++) rc += ops[j].recompute;
@@ -194,7 +194,7 @@ static void test_memory(void) {
   double moe = attn + h * 2 + 8 * 8 + 8 * h * c + 8 * 2 * 2048 * c + 8 * h * 2 + 2 * 2048 * c;
   T_NEAR(mem.act_moe, moe, 1e-9);
   T_NEAR(mem.act_dense, attn + h * 2 + 2 * 18432 * c, 1e-9);
-  m.recompute = (model_recompute){0, 0, 0};
+  m.recompute = (model_recompute){0, 0, 0, 0};
   model_memory_use(&m, &mem);
   double attn0 = attn + h * c + 1536 * c + 512 * c + 128 * 192 * 2 + 128 * 256 * 2;
   T_NEAR(mem.act_attn, attn0, 1e-9);

@@ -339,6 +339,62 @@ static void test_determinism(void) {
   T_CHECK(end[0] > 0);
 }
 
+/* 32 GPUs on leaf 0 each send to one GPU on leaf 1 through 32 parallel leaf-spine links: static
+ * ECMP collides (some links carry two flows), spraying spreads every flow over all 32 links. */
+static void test_spray_vs_ecmp(void) {
+  topo *t = two_node(8); /* 64 ports: 2 leaves of 32, one spine */
+  T_EQ_INT(t->n_switches, 3);
+  uint64_t B = 16ull << 20;
+  double ib = t->l[t->up[0]].gbyte_s;
+  sim_ps end[2];
+  for (int spray = 0; spray <= 1; spray++) {
+    des_sim *s = des_new();
+    net *x = net_new(s, t, &(net_opts){.seed = 3, .spray = spray});
+    for (int g = 0; g < 32; g++) net_send(x, g, 32 + (g + 5) % 32, B, &(net_send_opts){.path = NET_PATH_DIRECT}, NULL, NULL);
+    end[spray] = des_run(s);
+    net_free(x);
+    des_free(s);
+  }
+  double ideal = (double)B / (ib * 1e-3) * 1e-6 + 3.7; /* us: NIC rate, cross-leaf latency */
+  T_CHECKF(fabs(ps_to_us(end[1]) - ideal) < 1e-3 * ideal, "spray %.3f us vs %.3f", ps_to_us(end[1]), ideal);
+  T_CHECKF(ps_to_us(end[0]) > 1.5 * ideal, "ECMP %.3f us: no collision among 32 flows on 32 links?", ps_to_us(end[0]));
+  /* Sprayed fractions: each layer sums to 1. */
+  uint32_t links[256];
+  double frac[256], up = 0, fab = 0;
+  int n = topo_route_spray(t, 0, 40, links, frac, 256);
+  T_EQ_INT(n, 1 + 32 + 32 + 1);
+  for (int i = 0; i < n; i++) {
+    if (t->l[links[i]].kind == TOPO_L_FABRIC && t->v[t->l[links[i]].src].level == 0) up += frac[i];
+    else if (t->l[links[i]].kind == TOPO_L_FABRIC) fab += frac[i];
+  }
+  T_NEAR(up, 1, 1e-12);
+  T_NEAR(fab, 1, 1e-12);
+  topo_free(t);
+}
+
+static int joined;
+static sim_ps joined_at;
+static void on_all(net *x, void *ctx) {
+  joined += (int)(intptr_t)ctx;
+  joined_at = net_now(x);
+}
+
+static void test_join(void) {
+  des_sim *s;
+  net *x = mk(&s, (double[]){10}, 1);
+  net_hop h = {0, 1};
+  net_join *j = net_join_new(x, on_all, (void *)1);
+  for (int i = 1; i <= 3; i++) net_flow(x, 1000000 * (uint64_t)i, &h, 1, 0, net_join_done, net_join_add(j));
+  net_join_seal(j);
+  /* An empty join fires too, at once. */
+  net_join_seal(net_join_new(x, on_all, (void *)10));
+  des_run(s);
+  T_EQ_INT(joined, 11);
+  T_NEAR(ps_to_us(joined_at), 600, 1e-5); /* 6 MB through 10 GB/s */
+  net_free(x);
+  des_free(s);
+}
+
 int main(void) {
   T_RUN(test_bottleneck_sharing);
   T_RUN(test_parking_lot);
@@ -351,5 +407,7 @@ int main(void) {
   T_RUN(test_incremental_scope);
   T_RUN(test_conservation);
   T_RUN(test_determinism);
+  T_RUN(test_join);
+  T_RUN(test_spray_vs_ecmp);
   return t_done();
 }

@@ -5,8 +5,12 @@
  * Register tile MR x (16 NV): MR * NV accumulators of 16 FP32, NV weight vectors per K pair,
  * and the activation pair of each row broadcast from the packed micro-panel; each vdpbf16ps adds
  * two products per lane. 14 x 32 (28 accumulators + 2 weight vectors) keeps 2 FMA pipes busy
- * with a 4-cycle latency many times over; 6 x 64 halves the activation broadcasts per FLOP and
- * suits short M. Edge tiles (fewer rows or strips) are the same code instantiated smaller.
+ * with the instruction's latency many times over; 6 x 64 halves the packed-activation traffic per
+ * FLOP (it streams from L3 for big K); 8 x 48 sits between (M = 16 is two full tiles). Edge tiles
+ * (fewer rows or strips) are the same code instantiated smaller. Tiles of at most GEMM_PF_ROWS
+ * rows stream their weights from memory and prefetch them GEMM_PF_PAIRS pairs ahead. For short M
+ * the FP8 kernels decode in registers (ukr8); otherwise a 128-deep block of FP8 weights is decoded
+ * once into an L1 buffer and shared by all row tiles.
  *
  * The FP8 decoder turns 64 FP8 bytes into 64 BF16 words with two 128-entry byte lookups
  * (vpermi2b: high and low byte of the BF16 code of the magnitude), the sign OR-ed back into the
@@ -17,6 +21,12 @@
 #include "gemm_internal.h"
 
 #define UNROLL _Pragma("GCC unroll 16")
+#ifndef GEMM_PF_PAIRS
+#define GEMM_PF_PAIRS 64 /* software prefetch distance for streamed weights, in K pairs (4 KiB per strip) */
+#endif
+#ifndef GEMM_PF_ROWS
+#define GEMM_PF_ROWS 4 /* tiles of at most this many rows stream their weights (prefetch them) */
+#endif
 
 static inline __attribute__((always_inline)) void ukr_bf16(const int mr, const int nv, int64_t kp, const uint32_t *a,
                                                            int64_t as, const bf16_t *b, int64_t bs, float *ws,
@@ -27,10 +37,9 @@ static inline __attribute__((always_inline)) void ukr_bf16(const int mr, const i
   for (int64_t p = 0; p < kp; p++) {
     __m512bh bv[GEMM_NV_MAX];
     UNROLL for (int v = 0; v < nv; v++) bv[v] = (__m512bh)_mm512_load_si512((const void *)(b + v * bs + p * 32));
+    if (mr <= GEMM_PF_ROWS) /* short M streams the weights from memory: fetch ahead */
+      UNROLL for (int v = 0; v < nv; v++) _mm_prefetch((const char *)(b + v * bs + (p + GEMM_PF_PAIRS) * 32), _MM_HINT_T1);
     const uint32_t *ap = a + p * as;
-#ifdef GEMM_PF_A
-    _mm_prefetch((const char *)(ap + GEMM_PF_A * as), _MM_HINT_T0);
-#endif
     UNROLL for (int i = 0; i < mr; i++) {
       __m512bh av = (__m512bh)_mm512_set1_epi32((int)ap[i]);
       UNROLL for (int v = 0; v < nv; v++) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], av, bv[v]);
@@ -61,6 +70,8 @@ UKR_ROWS6(3)
 UKR_ROWS6(4)
 UKR_ROWS14(1)
 UKR_ROWS14(2)
+UKR(7, 3)
+UKR(8, 3)
 
 #define ROW6(NV) ukr_1x##NV, ukr_2x##NV, ukr_3x##NV, ukr_4x##NV, ukr_5x##NV, ukr_6x##NV
 #define ROW14(NV) ROW6(NV), ukr_7x##NV, ukr_8x##NV, ukr_9x##NV, ukr_10x##NV, ukr_11x##NV, ukr_12x##NV, ukr_13x##NV, ukr_14x##NV
@@ -115,8 +126,10 @@ VBMI static inline __attribute__((always_inline)) void ukr_fp8(const int mr, con
   UNROLL for (int i = 0; i < mr; i++) UNROLL for (int v = 0; v < nv; v++) acc[i][v] = _mm512_setzero_ps();
   for (int64_t q = 0; q < kp / 2; q++) {
     __m512bh p0[GEMM_NV_MAX], p1[GEMM_NV_MAX];
-    UNROLL for (int v = 0; v < nv; v++)
+    UNROLL for (int v = 0; v < nv; v++) {
+      _mm_prefetch((const char *)(b + v * bs + 64 * (q + GEMM_PF_PAIRS / 2)), _MM_HINT_T1);
       dec_quad(_mm512_load_si512((const void *)(b + v * bs + 64 * q)), h0, h1, l0, l1, &p0[v], &p1[v]);
+    }
     const uint32_t *ap = a + 2 * q * as;
     UNROLL for (int i = 0; i < mr; i++) {
       __m512bh a0 = (__m512bh)_mm512_set1_epi32((int)ap[i]), a1 = (__m512bh)_mm512_set1_epi32((int)ap[as + i]);
@@ -152,6 +165,17 @@ const gemm_impl gemm_impl_avx512bf16_14x32 = {
     .nv = 2,
     .ukr = {{ROW14(1)}, {ROW14(2)}},
     .ukr8 = {{ROW8F(1)}, {ROW8F(2)}},
+    .ukr8_ok = vbmi,
+    .decode = decode_fp8_avx512,
+    .store = gemm_store_avx512,
+    .pack_a = gemm_pack_a_c,
+};
+
+const gemm_impl gemm_impl_avx512bf16_8x48 = {
+    .mr = 8,
+    .nv = 3,
+    .ukr = {{ROW6(1), ukr_7x1, ukr_8x1}, {ROW6(2), ukr_7x2, ukr_8x2}, {ROW6(3), ukr_7x3, ukr_8x3}},
+    .ukr8 = {{ROW8F(1)}, {ROW8F(2)}, {ROW8F(3)}},
     .ukr8_ok = vbmi,
     .decode = decode_fp8_avx512,
     .store = gemm_store_avx512,

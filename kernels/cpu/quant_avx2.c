@@ -1,13 +1,17 @@
 /* kernels/cpu/quant_avx2.c — AVX2 FP8 quantizers, bit-identical to kernels/ref/quant_ref.c.
  *
- * The same bit conversion as the AVX-512 file (see there) on 8 lanes: normal results round the
- * mantissa to nearest even with integer arithmetic, subnormal results come from a float addition
- * of a magic constant; saturation, Inf and NaN are blends. Tails shorter than 8 elements use the
- * scalar encoders of kernels/dtype.h, which are the definition. Only called after a CPUID check. */
+ * The structure of the AVX-512 file (see there) on 8 lanes: two passes per row (or block row) —
+ * the magnitude bits' integer max of every full tile, which also flags Inf/NaN, then the
+ * conversions; full finite tiles take the short conversion (no clamping, the subnormal branch only
+ * when a lane needs it, 32 codes packed per store), the others the general one with blends for
+ * saturation, Inf and NaN, and the scalar encoders of kernels/dtype.h (the definition) for tails
+ * shorter than 8 elements. Only called after a CPUID check. */
 #include <immintrin.h>
 #include <math.h>
+#include <stdlib.h>
 
 #include "quant.h"
+#include "util.h"
 
 typedef struct q8_fmt {
   int drop;            /* float mantissa bits dropped */
@@ -17,10 +21,11 @@ typedef struct q8_fmt {
   int max_code;        /* largest finite magnitude code */
   int inf_code;        /* code for +-Inf inputs */
   int nan_code;        /* code of NaN */
+  int rnd;             /* (1 << (drop - 1)) - 1 - (rebias << drop): rounding and re-bias at once */
 } q8_fmt;
 
-static const q8_fmt q8_e4m3 = {20, 120 << 3, 0x3c800000, 16384.0f, 0x7e, 0x7e, 0x7f};
-static const q8_fmt q8_e5m2 = {21, 112 << 2, 0x38800000, 128.0f, 0x7b, 0x7c, 0x7e};
+static const q8_fmt q8_e4m3 = {20, 120 << 3, 0x3c800000, 16384.0f, 0x7e, 0x7e, 0x7f, (1 << 19) - 1 - (120 << 3 << 20)};
+static const q8_fmt q8_e5m2 = {21, 112 << 2, 0x38800000, 128.0f, 0x7b, 0x7c, 0x7e, (1 << 20) - 1 - (112 << 2 << 21)};
 
 static inline __m256i q8_cvt(__m256 y, const q8_fmt *f) {
   __m256i u = _mm256_castps_si256(y);
@@ -59,6 +64,64 @@ static inline __m256 load8_bf16(const bf16_t *p) {
 static inline float get_f32(const float *p) { return *p; }
 static inline float get_bf16(const bf16_t *p) { return bf16_to_f32(*p); }
 
+/* |x| * inv for a tile whose values are all finite (so no code passes max_code: see the AVX-512
+ * file), v = x for the sign. */
+static inline __m256i q8_cvt_finite(__m256 a, __m256 v, const q8_fmt *f) {
+  __m256i ai = _mm256_castps_si256(a);
+  __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(ai, f->drop), _mm256_set1_epi32(1));
+  __m256i code = _mm256_srai_epi32(_mm256_add_epi32(_mm256_add_epi32(ai, _mm256_set1_epi32(f->rnd)), lsb), f->drop);
+  __m256i sub = _mm256_cmpgt_epi32(_mm256_set1_epi32(f->min_normal), ai);
+  if (!_mm256_testz_si256(sub, sub)) {
+    __m256 magic = _mm256_set1_ps(f->magic);
+    __m256i cs = _mm256_sub_epi32(_mm256_castps_si256(_mm256_add_ps(a, magic)), _mm256_castps_si256(magic));
+    code = _mm256_blendv_epi8(code, cs, sub);
+  }
+  __m256i sign = _mm256_and_si256(_mm256_srli_epi32(_mm256_castps_si256(v), 24), _mm256_set1_epi32(0x80));
+  return _mm256_or_si256(code, sign);
+}
+
+static inline __m256 load8(const void *x, int bf16, int64_t i) {
+  return bf16 ? load8_bf16((const bf16_t *)x + i) : load8_f32((const float *)x + i);
+}
+
+/* 128 finite elements at x[off..] times inv -> 128 codes at q, 32 per store: two packs restore
+ * the order within 128-bit lanes and one dword permutation across them. */
+static inline void convert_tile(const void *x, int bf16, int64_t off, __m256 inv, const q8_fmt *f, fp8_t *q) {
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  for (int g = 0; g < 4; g++) {
+    __m256i c[4];
+    for (int j = 0; j < 4; j++) {
+      __m256 v = load8(x, bf16, off + 32 * g + 8 * j);
+      c[j] = q8_cvt_finite(_mm256_mul_ps(_mm256_and_ps(v, absmask), inv), v, f);
+    }
+    __m256i b = _mm256_packus_epi16(_mm256_packus_epi32(c[0], c[1]), _mm256_packus_epi32(c[2], c[3]));
+    _mm256_storeu_si256((__m256i *)(q + 32 * g), _mm256_permutevar8x32_epi32(b, order));
+  }
+}
+
+/* Magnitude bits (as float32 bits) of the largest |x| of a full tile; Inf/NaN sort above all. */
+static inline int32_t hmax_epi32(__m256i m) {
+  __m128i x = _mm_max_epi32(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
+  x = _mm_max_epi32(x, _mm_shuffle_epi32(x, 0x4e));
+  x = _mm_max_epi32(x, _mm_shuffle_epi32(x, 0xb1));
+  return _mm_cvtsi128_si32(x);
+}
+
+static inline int32_t amax_bits(const void *x, int bf16, int64_t off) {
+  if (bf16) {
+    const bf16_t *p = (const bf16_t *)x + off;
+    __m256i mx = _mm256_setzero_si256(), mag = _mm256_set1_epi16(0x7fff);
+    for (int j = 0; j < 8; j++) mx = _mm256_max_epu16(mx, _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(p + 16 * j)), mag));
+    __m128i m4 = _mm_max_epu16(_mm256_castsi256_si128(mx), _mm256_extracti128_si256(mx, 1));
+    return (0xffff - (_mm_cvtsi128_si32(_mm_minpos_epu16(_mm_xor_si128(m4, _mm_set1_epi16(-1)))) & 0xffff)) << 16;
+  }
+  const float *p = (const float *)x + off;
+  __m256i mx = _mm256_setzero_si256(), mag = _mm256_set1_epi32(0x7fffffff);
+  for (int j = 0; j < 16; j++) mx = _mm256_max_epi32(mx, _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(p + 8 * j)), mag));
+  return hmax_epi32(mx);
+}
+
 static inline __m256 amax_acc(__m256 acc, __m256 v) {
   __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v);
   __m256 fin = _mm256_cmp_ps(a, _mm256_set1_ps(INFINITY), _CMP_LT_OQ);
@@ -72,83 +135,123 @@ static inline float hmax(__m256 v) {
   return _mm_cvtss_f32(m);
 }
 
-/* amax of `cols` elements at p (finite only), vector body and scalar tail. */
-#define Q8_ROW_AMAX(LOAD8, GET, p, cols, acc, sacc)                                               \
-  do {                                                                                            \
-    int64_t c_ = 0;                                                                               \
-    for (; c_ + 8 <= (cols); c_ += 8) acc = amax_acc(acc, LOAD8((p) + c_));                       \
-    for (; c_ < (cols); c_++) {                                                                   \
-      float a_ = fabsf(GET((p) + c_));                                                            \
-      if (isfinite(a_) && a_ > sacc) sacc = a_;                                                   \
-    }                                                                                             \
-  } while (0)
+static inline float get1(const void *x, int bf16, int64_t i) {
+  return bf16 ? get_bf16((const bf16_t *)x + i) : get_f32((const float *)x + i);
+}
 
-#define Q8_ROW_CVT(LOAD8, GET, p, cols, qp)                                                       \
-  do {                                                                                            \
-    int64_t c_ = 0;                                                                               \
-    for (; c_ + 8 <= (cols); c_ += 8) store8((qp) + c_, q8_cvt(_mm256_mul_ps(LOAD8((p) + c_), inv), f)); \
-    for (; c_ < (cols); c_++) (qp)[c_] = f32_to_fp8(GET((p) + c_) * inv_s, fmt);                      \
-  } while (0)
+/* The general path for a rows x cols tile at x[off] (row stride ld): finite amax over vectors and
+ * a scalar tail, blended conversions, scalar encoders for the tail. */
+static void tile_general(const void *x, int bf16, int64_t off, int64_t rows, int64_t cols, int64_t ld,
+                         kn_dtype fmt, int pow2, const q8_fmt *f, fp8_t *q, float *st) {
+  __m256 acc = _mm256_setzero_ps();
+  float sacc = 0.0f;
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t c = 0;
+    for (; c + 8 <= cols; c += 8) acc = amax_acc(acc, load8(x, bf16, off + r * ld + c));
+    for (; c < cols; c++) {
+      float a = fabsf(get1(x, bf16, off + r * ld + c));
+      if (isfinite(a) && a > sacc) sacc = a;
+    }
+  }
+  float am = hmax(acc), sc = quant_scale_of(am > sacc ? am : sacc, fmt, pow2), inv_s = 1.0f / sc;
+  __m256 inv = _mm256_set1_ps(inv_s);
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t c = 0, o = off + r * ld;
+    for (; c + 8 <= cols; c += 8) store8(q + o + c, q8_cvt(_mm256_mul_ps(load8(x, bf16, o + c), inv), f));
+    for (; c < cols; c++) q[o + c] = f32_to_fp8(get1(x, bf16, o + c) * inv_s, fmt);
+  }
+  *st = sc;
+}
 
-#define Q8_TOKEN(LOAD8, GET)                                                                      \
-  do {                                                                                            \
-    const q8_fmt *f = fmt == KN_FP8_E5M2 ? &q8_e5m2 : &q8_e4m3;                                   \
-    int64_t nt = quant_tiles(k);                                                                  \
-    for (int64_t i = 0; i < m; i++)                                                               \
-      for (int64_t t = 0; t < nt; t++) {                                                          \
-        int64_t c0 = t * QUANT_TILE, w = k - c0 < QUANT_TILE ? k - c0 : QUANT_TILE;               \
-        __m256 acc = _mm256_setzero_ps();                                                         \
-        float sacc = 0.0f;                                                                        \
-        Q8_ROW_AMAX(LOAD8, GET, x + i * k + c0, w, acc, sacc);                                    \
-        float am = hmax(acc);                                                                     \
-        float sc = quant_scale_of(am > sacc ? am : sacc, fmt, pow2);                              \
-        float inv_s = 1.0f / sc;                                                                  \
-        __m256 inv = _mm256_set1_ps(inv_s);                                                           \
-        Q8_ROW_CVT(LOAD8, GET, x + i * k + c0, w, q + i * k + c0);                                \
-        scales[i * nt + t] = sc;                                                                  \
-      }                                                                                           \
-  } while (0)
+static inline __attribute__((always_inline)) void token_rows(const void *x, int bf16, int64_t m, int64_t k,
+                                                             kn_dtype fmt, int pow2, fp8_t *q, float *scales) {
+  const q8_fmt *f = fmt == KN_FP8_E5M2 ? &q8_e5m2 : &q8_e4m3;
+  int64_t nt = quant_tiles(k), full = k / QUANT_TILE;
+  float inv_stack[64], *inv = full <= 64 ? inv_stack : util_xmalloc((size_t)full * sizeof *inv);
+  int es = bf16 ? 2 : 4;
+  for (int64_t i = 0; i < m; i++) {
+    int64_t row = i * k;
+    for (int64_t t = 0; t < full; t++) {
+      int64_t off = row + t * QUANT_TILE;
+      for (int j = 0; j < 2 * es; j++) _mm_prefetch((const char *)x + (off + 2048) * es + 64 * j, _MM_HINT_T0);
+      int32_t ab = amax_bits(x, bf16, off);
+      inv[t] = 0.0f; /* 0: general path */
+      if (ab < 0x7f800000) {
+        float sc = quant_scale_of(kn_bits_f32((uint32_t)ab), fmt, pow2);
+        scales[i * nt + t] = sc;
+        inv[t] = 1.0f / sc;
+      }
+    }
+    for (int64_t t = 0; t < nt; t++) {
+      int64_t off = row + t * QUANT_TILE;
+      if (t < full && inv[t] != 0.0f) convert_tile(x, bf16, off, _mm256_set1_ps(inv[t]), f, q + off);
+      else tile_general(x, bf16, off, 1, t < full ? QUANT_TILE : k - t * QUANT_TILE, k, fmt, pow2, f, q, scales + i * nt + t);
+    }
+  }
+  if (inv != inv_stack) free(inv);
+}
 
 static void token_f32(const float *x, int64_t m, int64_t k, kn_dtype fmt, int pow2, fp8_t *q,
                       float *scales) {
-  Q8_TOKEN(load8_f32, get_f32);
+  token_rows(x, 0, m, k, fmt, pow2, q, scales);
 }
 
 static void token_bf16(const bf16_t *x, int64_t m, int64_t k, kn_dtype fmt, int pow2, fp8_t *q,
                        float *scales) {
-  Q8_TOKEN(load8_bf16, get_bf16);
+  token_rows(x, 1, m, k, fmt, pow2, q, scales);
 }
 
-#define Q8_BLOCK(LOAD8, GET, SRC_T)                                                               \
-  do {                                                                                            \
-    const q8_fmt *f = fmt == KN_FP8_E5M2 ? &q8_e5m2 : &q8_e4m3;                                   \
-    int64_t nbr = quant_tiles(n), nbc = quant_tiles(k);                                           \
-    for (int64_t br = 0; br < nbr; br++)                                                          \
-      for (int64_t bc = 0; bc < nbc; bc++) {                                                      \
-        int64_t r0 = br * QUANT_TILE, c0 = bc * QUANT_TILE;                                       \
-        int64_t rows = n - r0 < QUANT_TILE ? n - r0 : QUANT_TILE;                                 \
-        int64_t cols = k - c0 < QUANT_TILE ? k - c0 : QUANT_TILE;                                 \
-        const SRC_T *wb = w + r0 * k + c0;                                                        \
-        __m256 acc = _mm256_setzero_ps();                                                         \
-        float sacc = 0.0f;                                                                        \
-        for (int64_t r = 0; r < rows; r++) Q8_ROW_AMAX(LOAD8, GET, wb + r * k, cols, acc, sacc);  \
-        float am = hmax(acc);                                                                     \
-        float sc = quant_scale_of(am > sacc ? am : sacc, fmt, pow2);                              \
-        float inv_s = 1.0f / sc;                                                                  \
-        __m256 inv = _mm256_set1_ps(inv_s);                                                           \
-        for (int64_t r = 0; r < rows; r++) Q8_ROW_CVT(LOAD8, GET, wb + r * k, cols, q + (r0 + r) * k + c0); \
-        scales[br * nbc + bc] = sc;                                                               \
-      }                                                                                           \
-  } while (0)
+/* One block row at a time: pass 1 streams its rows and keeps each full block's integer max, pass 2
+ * converts the finite full blocks; partial and non-finite blocks take the general path. */
+static inline __attribute__((always_inline)) void block_rows(const void *w, int bf16, int64_t n, int64_t k,
+                                                             kn_dtype fmt, int pow2, fp8_t *q, float *scales) {
+  const q8_fmt *f = fmt == KN_FP8_E5M2 ? &q8_e5m2 : &q8_e4m3;
+  int64_t nbr = quant_tiles(n), nbc = quant_tiles(k), fullc = k / QUANT_TILE;
+  int32_t mx_stack[64];
+  float inv_stack[64];
+  int32_t *mx = nbc <= 64 ? mx_stack : util_xmalloc((size_t)nbc * sizeof *mx);
+  float *inv = nbc <= 64 ? inv_stack : util_xmalloc((size_t)nbc * sizeof *inv);
+  int es = bf16 ? 2 : 4;
+  for (int64_t br = 0; br < nbr; br++) {
+    int64_t r0 = br * QUANT_TILE, rows = n - r0 < QUANT_TILE ? n - r0 : QUANT_TILE;
+    for (int64_t b = 0; b < fullc; b++) mx[b] = 0;
+    for (int64_t r = 0; r < rows; r++)
+      for (int64_t b = 0; b < fullc; b++) {
+        int64_t off = (r0 + r) * k + b * QUANT_TILE;
+        for (int j = 0; j < 2 * es; j++) _mm_prefetch((const char *)w + (off + 2048) * es + 64 * j, _MM_HINT_T0);
+        int32_t ab = amax_bits(w, bf16, off);
+        if (ab > mx[b]) mx[b] = ab;
+      }
+    for (int64_t b = 0; b < nbc; b++) {
+      float *st = scales + br * nbc + b;
+      inv[b] = 0.0f;
+      if (b < fullc && mx[b] < 0x7f800000) {
+        *st = quant_scale_of(kn_bits_f32((uint32_t)mx[b]), fmt, pow2);
+        inv[b] = 1.0f / *st;
+      } else {
+        int64_t c0 = b * QUANT_TILE, cols = k - c0 < QUANT_TILE ? k - c0 : QUANT_TILE;
+        tile_general(w, bf16, r0 * k + c0, rows, cols, k, fmt, pow2, f, q, st);
+      }
+    }
+    for (int64_t r = 0; r < rows; r++)
+      for (int64_t b = 0; b < fullc; b++)
+        if (inv[b] != 0.0f) {
+          int64_t off = (r0 + r) * k + b * QUANT_TILE;
+          convert_tile(w, bf16, off, _mm256_set1_ps(inv[b]), f, q + off);
+        }
+  }
+  if (mx != mx_stack) free(mx);
+  if (inv != inv_stack) free(inv);
+}
 
 static void block_f32(const float *w, int64_t n, int64_t k, kn_dtype fmt, int pow2, fp8_t *q,
                       float *scales) {
-  Q8_BLOCK(load8_f32, get_f32, float);
+  block_rows(w, 0, n, k, fmt, pow2, q, scales);
 }
 
 static void block_bf16(const bf16_t *w, int64_t n, int64_t k, kn_dtype fmt, int pow2, fp8_t *q,
                        float *scales) {
-  Q8_BLOCK(load8_bf16, get_bf16, bf16_t);
+  block_rows(w, 1, n, k, fmt, pow2, q, scales);
 }
 
 /* Exact decode of 8 codes (see quant_avx512.c's q8_decode). */

@@ -7,14 +7,17 @@
  * one float addition of a magic constant (2^14 for E4M3, 2^7 for E5M2) whose ulp is the FP8
  * subnormal step, so the FPU does the round-to-nearest-even.
  *
- * Two paths: the common one — a full tile of finite values, found by an integer max over the
- * magnitude bits that also flags Inf/NaN — converts |x| / scale with the exponent re-bias folded
- * into the rounding constant, clamps, takes the subnormal branch only when a lane needs it and
- * puts the sign back with one ternary-logic op; the general one (partial tiles, tiles holding
- * Inf/NaN) masks lanes and blends the special codes. Loads are prefetched ahead, since the tile's
- * reduction -> scale -> convert chain keeps the out-of-order window short. Only called after a
- * CPUID check (quant_backend). */
+ * Two passes per row (token) or block row (block): first every full tile's integer max and min
+ * over the magnitude bits (16-bit lanes for BF16), which also flags Inf/NaN, and its scale; then
+ * the conversions. A full tile of finite values takes the short path: |x| / scale with the exponent
+ * re-bias folded into the rounding constant, no clamping (nothing can exceed the largest code),
+ * the subnormal branch only when the tile's smallest value needs it, the sign put back with one
+ * ternary-logic op, BF16 widened by interleaving with zeros and the codes packed 64 per store. The
+ * general path (partial tiles, tiles holding Inf/NaN) masks lanes and blends the special codes.
+ * Loads are prefetched ahead: the reduction -> scale -> convert chain keeps the out-of-order
+ * window short. Only called after a CPUID check (quant_backend). */
 #include <immintrin.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,19 +66,23 @@ static inline __m512i q8_cvt(__m512 y, const q8_fmt *f) {
  * and no code can pass max_code (the next code's midpoint is 1/28 above fp8_max): no clamping.
  * v = x gives the sign. Lanes below the smallest normal (zeros included) take the subnormal
  * branch, rare in real data. */
-static inline __m128i q8_cvt_finite(__m512 a, __m512 v, const q8_fmt *f) {
+static inline __m512i q8_codes_finite(__m512 a, __m512 v, const q8_fmt *f, int chk) {
   __m512i ai = _mm512_castps_si512(a);
   __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(ai, f->drop), _mm512_set1_epi32(1));
   __m512i r = _mm512_add_epi32(_mm512_add_epi32(ai, _mm512_set1_epi32(f->rnd)), lsb);
   __m512i code = _mm512_srai_epi32(r, f->drop);
-  __mmask16 sub = _mm512_cmplt_epu32_mask(ai, _mm512_set1_epi32((int)f->min_normal));
+  __mmask16 sub = chk ? _mm512_cmplt_epu32_mask(ai, _mm512_set1_epi32((int)f->min_normal)) : 0;
   if (sub) {
     __m512 magic = _mm512_set1_ps(f->magic);
     __m512i t = _mm512_castps_si512(_mm512_add_ps(a, magic));
     code = _mm512_mask_sub_epi32(code, sub, t, _mm512_castps_si512(magic));
   }
   __m512i sg = _mm512_srli_epi32(_mm512_castps_si512(v), 24);
-  return _mm512_cvtepi32_epi8(_mm512_ternarylogic_epi32(code, sg, _mm512_set1_epi32(0x80), 0xf8));
+  return _mm512_ternarylogic_epi32(code, sg, _mm512_set1_epi32(0x80), 0xf8);
+}
+
+static inline __m128i q8_cvt_finite(__m512 a, __m512 v, const q8_fmt *f, int chk) {
+  return _mm512_cvtepi32_epi8(q8_codes_finite(a, v, f, chk));
 }
 
 static inline __m512 load_bf16(const bf16_t *p, __mmask16 m) {
@@ -98,6 +105,83 @@ static inline __m512 amax_acc(__m512 acc, __m512 v) {
 
 static inline __m512 load16(const void *x, int bf16, int64_t i, __mmask16 m) {
   return bf16 ? load_bf16((const bf16_t *)x + i, m) : load_f32((const float *)x + i, m);
+}
+
+/* Magnitude bits (as float32 bits) of the largest and the smallest |x| of a full tile: Inf/NaN
+ * sort above every finite value. BF16 is reduced in its own 16-bit lanes, 32 at a time. */
+static inline int32_t amax_bits_f32(const float *p, int32_t *minb) {
+  __m512i mx = _mm512_setzero_si512(), mn = _mm512_set1_epi32(0x7fffffff);
+  for (int j = 0; j < 8; j++) {
+    __m512i a = _mm512_and_si512(_mm512_castps_si512(_mm512_loadu_ps(p + 16 * j)), _mm512_set1_epi32(0x7fffffff));
+    mx = _mm512_max_epi32(mx, a);
+    mn = _mm512_min_epi32(mn, a);
+  }
+  *minb = _mm512_reduce_min_epi32(mn);
+  return _mm512_reduce_max_epi32(mx);
+}
+
+/* Largest / smallest of 32 unsigned words, as float32 bits (the word in the top half). */
+static inline int32_t hmax_u16(__m512i v) {
+  __m256i m8 = _mm256_max_epu16(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+  __m128i m4 = _mm_max_epu16(_mm256_castsi256_si128(m8), _mm256_extracti128_si256(m8, 1));
+  /* phminposuw finds the minimum of 8 words; the maximum is 0xffff - min(0xffff - x) */
+  return (0xffff - (_mm_cvtsi128_si32(_mm_minpos_epu16(_mm_xor_si128(m4, _mm_set1_epi16(-1)))) & 0xffff)) << 16;
+}
+
+static inline int32_t hmin_u16(__m512i v) {
+  __m256i m8 = _mm256_min_epu16(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+  __m128i m4 = _mm_min_epu16(_mm256_castsi256_si128(m8), _mm256_extracti128_si256(m8, 1));
+  return (_mm_cvtsi128_si32(_mm_minpos_epu16(m4)) & 0xffff) << 16;
+}
+
+static inline int32_t amax_bits_bf16(const bf16_t *p, int32_t *minb) {
+  __m512i mx = _mm512_setzero_si512(), mn = _mm512_set1_epi16(0x7fff), mag = _mm512_set1_epi16(0x7fff);
+  for (int j = 0; j < 4; j++) {
+    __m512i a = _mm512_and_si512(_mm512_loadu_si512(p + 32 * j), mag);
+    mx = _mm512_max_epu16(mx, a);
+    mn = _mm512_min_epu16(mn, a);
+  }
+  *minb = hmin_u16(mn);
+  return hmax_u16(mx);
+}
+
+/* 0 when every |x| >= the magnitude with bits minb, times inv, is a normal FP8 value (then no lane
+ * of the tile can need the subnormal path: rounding is monotonic). */
+static inline int needs_sub_check(int32_t minb, float inv, const q8_fmt *f) {
+  return !(kn_bits_f32((uint32_t)minb) * inv >= kn_bits_f32(f->min_normal));
+}
+
+/* 128 finite elements at x[off..] times iv -> 128 codes at q, stored 64 bytes at a time. */
+/* chk = 0 when the tile's smallest |x| times iv is a normal FP8 value: no lane can be subnormal. */
+static inline void convert_tile(const void *x, int bf16, int64_t off, __m512 iv, const q8_fmt *f, fp8_t *q,
+                                int chk) {
+  if (bf16) {
+    /* BF16 widened by interleaving with zero words (one op per 16 values, no shifts); the packs
+     * undo the interleave within 128-bit lanes and one qword permutation orders the lanes. */
+    const __m512i order = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
+    for (int h = 0; h < 2; h++) {
+      __m512i w[2];
+      for (int j = 0; j < 2; j++) {
+        __m512i raw = _mm512_loadu_si512((const bf16_t *)x + off + 64 * h + 32 * j);
+        __m512 lo = _mm512_castsi512_ps(_mm512_unpacklo_epi16(_mm512_setzero_si512(), raw));
+        __m512 hi = _mm512_castsi512_ps(_mm512_unpackhi_epi16(_mm512_setzero_si512(), raw));
+        w[j] = _mm512_packus_epi32(q8_codes_finite(_mm512_mul_ps(_mm512_abs_ps(lo), iv), lo, f, chk),
+                                   q8_codes_finite(_mm512_mul_ps(_mm512_abs_ps(hi), iv), hi, f, chk));
+      }
+      _mm512_storeu_si512(q + 64 * h, _mm512_permutexvar_epi64(order, _mm512_packus_epi16(w[0], w[1])));
+    }
+    return;
+  }
+  for (int h = 0; h < 2; h++) {
+    __m128i c[4];
+    for (int j = 0; j < 4; j++) {
+      __m512 v = load16(x, bf16, off + 64 * h + 16 * j, 0xffff);
+      c[j] = q8_cvt_finite(_mm512_mul_ps(_mm512_abs_ps(v), iv), v, f, chk);
+    }
+    __m512i z = _mm512_inserti32x4(_mm512_castsi128_si512(c[0]), c[1], 1);
+    z = _mm512_inserti32x4(_mm512_inserti32x4(z, c[2], 2), c[3], 3);
+    _mm512_storeu_si512(q + 64 * h, z);
+  }
 }
 
 /* A tile the fast path cannot take (partial, or holding Inf/NaN): masked lanes, finite amax,
@@ -124,6 +208,7 @@ static inline __attribute__((always_inline)) void token_rows(const void *x, int 
   const q8_fmt *f = fmt == KN_FP8_E5M2 ? &q8_e5m2 : &q8_e4m3;
   int64_t nt = quant_tiles(k), full = k / QUANT_TILE;
   float inv_stack[64], *inv = full <= 64 ? inv_stack : util_xmalloc((size_t)full * sizeof *inv);
+  char chk_stack[64], *chk = full <= 64 ? chk_stack : util_xmalloc((size_t)full);
   int es = bf16 ? 2 : 4;
   for (int64_t i = 0; i < m; i++) {
     int64_t row = i * k;
@@ -131,16 +216,14 @@ static inline __attribute__((always_inline)) void token_rows(const void *x, int 
       int64_t off = row + t * QUANT_TILE;
       for (int j = 0; j < 2 * es; j++)
         _mm_prefetch((const char *)x + (off + Q8_AHEAD) * es + 64 * j, _MM_HINT_T0);
-      __m512i mx = _mm512_setzero_si512();
-      for (int j = 0; j < 8; j++)
-        mx = _mm512_max_epi32(mx, _mm512_and_si512(_mm512_castps_si512(load16(x, bf16, off + 16 * j, 0xffff)),
-                                                   _mm512_set1_epi32(0x7fffffff)));
-      int32_t amax_bits = _mm512_reduce_max_epi32(mx);
+      int32_t minb, amax_bits = bf16 ? amax_bits_bf16((const bf16_t *)x + off, &minb)
+                                     : amax_bits_f32((const float *)x + off, &minb);
       inv[t] = 0.0f; /* 0: not finite, converted by tile_general */
       if (amax_bits < 0x7f800000) {
         float sc = quant_scale_of(kn_bits_f32((uint32_t)amax_bits), fmt, pow2);
         scales[i * nt + t] = sc;
         inv[t] = 1.0f / sc;
+        chk[t] = (char)needs_sub_check(minb, inv[t], f);
       }
     }
     for (int64_t t = 0; t < nt; t++) {
@@ -149,14 +232,10 @@ static inline __attribute__((always_inline)) void token_rows(const void *x, int 
         tile_general(x, bf16, off, t < full ? QUANT_TILE : k - t * QUANT_TILE, fmt, pow2, f, q + off, scales + i * nt + t);
         continue;
       }
-      __m512 iv = _mm512_set1_ps(inv[t]);
-      for (int j = 0; j < 8; j++) {
-        __m512 v = load16(x, bf16, off + 16 * j, 0xffff);
-        _mm_storeu_si128((__m128i *)(q + off + 16 * j), q8_cvt_finite(_mm512_mul_ps(_mm512_abs_ps(v), iv), v, f));
-      }
+      convert_tile(x, bf16, off, _mm512_set1_ps(inv[t]), f, q + off, chk[t]);
     }
   }
-  if (inv != inv_stack) free(inv);
+  if (inv != inv_stack) free(inv), free(chk);
 }
 
 static void token_f32(const float *x, int64_t m, int64_t k, kn_dtype fmt, int pow2, fp8_t *q,
@@ -179,32 +258,45 @@ static inline __attribute__((always_inline)) void block_rows(const void *w, int 
                                                              kn_dtype fmt, int pow2, fp8_t *q, float *scales) {
   const q8_fmt *f = fmt == KN_FP8_E5M2 ? &q8_e5m2 : &q8_e4m3;
   int64_t nbr = quant_tiles(n), nbc = quant_tiles(k), fullc = k / QUANT_TILE;
-  __m512i mx_stack[Q8_MAX_BLOCKS];
+  __m512i mx_stack[Q8_MAX_BLOCKS], mn_stack[Q8_MAX_BLOCKS];
   float inv_stack[Q8_MAX_BLOCKS];
-  __m512i *mx = nbc <= Q8_MAX_BLOCKS ? mx_stack : util_xmalloc((size_t)nbc * sizeof *mx);
-  float *inv = nbc <= Q8_MAX_BLOCKS ? inv_stack : util_xmalloc((size_t)nbc * sizeof *inv);
+  char chk_stack[Q8_MAX_BLOCKS];
+  int heap = nbc > Q8_MAX_BLOCKS;
+  __m512i *mx = heap ? util_xmalloc((size_t)nbc * sizeof *mx) : mx_stack;
+  __m512i *mn = heap ? util_xmalloc((size_t)nbc * sizeof *mn) : mn_stack;
+  float *inv = heap ? util_xmalloc((size_t)nbc * sizeof *inv) : inv_stack;
+  char *chk = heap ? util_xmalloc((size_t)nbc) : chk_stack;
   int es = bf16 ? 2 : 4;
   for (int64_t br = 0; br < nbr; br++) {
     int64_t r0 = br * QUANT_TILE, rows = n - r0 < QUANT_TILE ? n - r0 : QUANT_TILE;
-    for (int64_t b = 0; b < fullc; b++) mx[b] = _mm512_setzero_si512();
+    /* magnitudes: 16-bit lanes for BF16 (32 per op), 32-bit for FP32 */
+    __m512i magmask = bf16 ? _mm512_set1_epi16(0x7fff) : _mm512_set1_epi32(0x7fffffff);
+    for (int64_t b = 0; b < fullc; b++) mx[b] = _mm512_setzero_si512(), mn[b] = magmask;
     for (int64_t r = 0; r < rows; r++)
       for (int64_t b = 0; b < fullc; b++) {
         int64_t off = (r0 + r) * k + b * QUANT_TILE;
         for (int j = 0; j < 2 * es; j++)
           _mm_prefetch((const char *)w + (off + Q8_AHEAD) * es + 64 * j, _MM_HINT_T0);
-        __m512i m = mx[b];
-        for (int j = 0; j < 8; j++)
-          m = _mm512_max_epi32(m, _mm512_and_si512(_mm512_castps_si512(load16(w, bf16, off + 16 * j, 0xffff)),
-                                                   _mm512_set1_epi32(0x7fffffff)));
-        mx[b] = m;
+        __m512i hi = mx[b], lo = mn[b];
+        for (int j = 0; j < 2 * es; j++) {
+          __m512i a = _mm512_and_si512(_mm512_loadu_si512((const char *)w + off * es + 64 * j), magmask);
+          if (bf16) hi = _mm512_max_epu16(hi, a), lo = _mm512_min_epu16(lo, a);
+          else hi = _mm512_max_epi32(hi, a), lo = _mm512_min_epi32(lo, a);
+        }
+        mx[b] = hi, mn[b] = lo;
       }
     for (int64_t b = 0; b < nbc; b++) {
-      int32_t amax_bits = b < fullc ? _mm512_reduce_max_epi32(mx[b]) : 0x7f800000;
+      int32_t amax_bits = 0x7f800000, minb = 0;
+      if (b < fullc) {
+        amax_bits = bf16 ? hmax_u16(mx[b]) : _mm512_reduce_max_epi32(mx[b]);
+        minb = bf16 ? hmin_u16(mn[b]) : _mm512_reduce_min_epi32(mn[b]);
+      }
       float *st = scales + br * nbc + b;
       inv[b] = 0.0f; /* 0: general path */
       if (amax_bits < 0x7f800000) {
         *st = quant_scale_of(kn_bits_f32((uint32_t)amax_bits), fmt, pow2);
         inv[b] = 1.0f / *st;
+        chk[b] = (char)needs_sub_check(minb, inv[b], f);
         continue;
       }
       /* general path for this block: finite amax over masked lanes, blended conversion */
@@ -227,15 +319,10 @@ static inline __attribute__((always_inline)) void block_rows(const void *w, int 
       for (int64_t b = 0; b < fullc; b++) {
         if (inv[b] == 0.0f) continue;
         int64_t off = (r0 + r) * k + b * QUANT_TILE;
-        __m512 iv = _mm512_set1_ps(inv[b]);
-        for (int j = 0; j < 8; j++) {
-          __m512 v = load16(w, bf16, off + 16 * j, 0xffff);
-          _mm_storeu_si128((__m128i *)(q + off + 16 * j), q8_cvt_finite(_mm512_mul_ps(_mm512_abs_ps(v), iv), v, f));
-        }
+        convert_tile(w, bf16, off, _mm512_set1_ps(inv[b]), f, q + off, chk[b]);
       }
   }
-  if (mx != mx_stack) free(mx);
-  if (inv != inv_stack) free(inv);
+  if (heap) free(mx), free(mn), free(inv), free(chk);
 }
 
 static void block_f32(const float *w, int64_t n, int64_t k, kn_dtype fmt, int pow2, fp8_t *q,

@@ -8,9 +8,14 @@
 # trap: the GEMM kernels trap after ~1 s of waiting instead of hanging) is retried once without the
 # sm_90a wgmma variant. Sized for about 6 minutes on one H200.
 #
-# usage: kernels/cuda/devcheck.sh [--dry] [--suite quick|deepgemm|moe|full] [--help]
-#   --dry      build and run the host tests only, as on a machine without a GPU
-#   --suite S  the CUDA suite to run (default full)
+# If the full build fails (a library of the rest of moesim missing on that machine: libyaml,
+# hwloc, PAPI, MPI, oneDNN), a minimal build of just what the CUDA suite needs (the CUDA files, the
+# CPU references, the kernel table) is made with nvcc and cc directly, and the suite runs from it.
+#
+# usage: kernels/cuda/devcheck.sh [--dry] [--min-build] [--suite quick|deepgemm|moe|full] [--help]
+#   --dry        build and run the host tests only, as on a machine without a GPU
+#   --min-build  skip the full build and use the minimal one (to test that path)
+#   --suite S    the CUDA suite to run (default full)
 # environment: OUT (where the results go; default build/devcheck), JOBS (make -j; default nproc),
 #   DEVCHECK_BUDGET_S (seconds for the whole run; default 330).
 # Results in $OUT: devcheck.log (everything), summary.txt, <gpu>.csv (e.g. nvidia-h200.csv) —
@@ -19,13 +24,57 @@
 # 2 bad usage.
 set -u
 
-usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
+# The minimal build: every C file of the kernel references and the CUDA half compiled on its own
+# (a file that cannot compile here is left out), archived, and bench_cuda linked against the
+# archive, which pulls in only what it uses. ISA flags by file suffix, as the Makefile gives them.
+min_build() {
+  MIN=build/devcheck-min
+  rm -rf "$MIN" && mkdir -p "$MIN/o" || return 1
+  NVCC=${NVCC:-$(command -v nvcc 2>/dev/null || echo /usr/local/cuda/bin/nvcc)}
+  CUDA_HOME=${CUDA_HOME:-${NVCC%/bin/nvcc}}
+  CC=${CC:-cc}
+  NCCL="-lnccl"
+  NOCCL=""
+  if [ ! -f "$CUDA_HOME/include/nccl.h" ] || ! ls "$CUDA_HOME"/lib64/libnccl.so* >/dev/null 2>&1; then
+    NCCL=""
+    NOCCL="-DMOESIM_NO_NCCL"
+  fi
+  for f in kernels/cuda/*.cu; do
+    "$NVCC" -O3 -std=c++17 -Isim -Ikernels -I. -DMOESIM_CUDA=1 -gencode arch=compute_90a,code=sm_90a \
+      -gencode arch=compute_80,code=sm_80 -c "$f" -o "$MIN/o/$(basename "$f").o" &
+  done
+  for f in sim/util.c sim/ktable.c kernels/*.c kernels/ref/*.c kernels/cpu/*.c kernels/cuda/*.c; do
+    case "$f" in
+    kernels/cuda/nocuda.c) continue ;;
+    *_avx512bf16.c) isa="-mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16" ;;
+    *_avx512.c) isa="-mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq" ;;
+    *_avx2.c) isa="-mavx2 -mfma -mf16c" ;;
+    *) isa="" ;;
+    esac
+    o="$MIN/o/$(echo "$f" | tr '/' '_').o"
+    # shellcheck disable=SC2086
+    $CC -O2 -std=c11 -D_GNU_SOURCE -pthread -Isim -Ikernels -I. -I"$CUDA_HOME/include" -DMOESIM_CUDA=1 $NOCCL $isa \
+      -c "$f" -o "$o" 2>>"$MIN/skipped.txt" || echo "left out: $f" >>"$MIN/skipped.txt"
+  done
+  wait
+  ls "$MIN"/o/*.cu.o >/dev/null 2>&1 || return 1
+  ar rcs "$MIN/libmin.a" "$MIN"/o/*.o || return 1
+  # shellcheck disable=SC2086
+  $CC -O2 -std=c11 -D_GNU_SOURCE -pthread -Isim -Ikernels -I. -I"$CUDA_HOME/include" -DMOESIM_CUDA=1 \
+    tests/bench/bench_cuda.c "$MIN/libmin.a" -L"$CUDA_HOME/lib64" -Wl,-rpath,"$CUDA_HOME/lib64" \
+    -lcublasLt -lcublas $NCCL -lcudart -lstdc++ -lm -lpthread -o "$MIN/bench_cuda"
+}
+
+usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
 
 DRY=0
+MINBUILD=0
 SUITE=full
 while [ $# -gt 0 ]; do
   case "$1" in
   --dry) DRY=1 ;;
+  --min-build) MINBUILD=1 ;;
+  --internal-min-build) cd "$(dirname "$0")/../.." && min_build; exit $? ;;
   --suite)
     [ $# -ge 2 ] || { echo "devcheck: --suite needs a value" >&2; usage >&2; exit 2; }
     SUITE=$2
@@ -79,15 +128,26 @@ if [ -n "$GPU" ]; then note "GPU: $GPU"; else note "GPU: none ($( [ "$DRY" = 1 ]
 
 # 2. Build: the whole program, the tests, the CUDA driver program.
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
-if ! run 240 build make -j"$JOBS" all tests build/bench/bench_cuda; then
-  note "build: FAILED (last lines of the log below)"
+BENCH=build/bench/bench_cuda
+
+FULL=0
+if [ "$MINBUILD" = 0 ] && run 240 build make -j"$JOBS" all tests build/bench/bench_cuda; then
+  FULL=1
+  note "build: ok"
+elif run 240 min-build sh "$0" --internal-min-build; then
+  BENCH=build/devcheck-min/bench_cuda
+  note "build: the full build $([ "$MINBUILD" = 1 ] && echo 'was skipped' || echo 'FAILED (see devcheck.log)'); minimal build of the CUDA suite: ok ($(grep -c '^left out' build/devcheck-min/skipped.txt 2>/dev/null) file(s) left out)"
+  [ "$MINBUILD" = 1 ] || STATUS=1
+else
+  note "build: FAILED, the minimal build too (last lines of the log below)"
   tail -n 40 "$LOG" >>"$SUMMARY"
   exit 1
 fi
-note "build: ok"
 
 # 3. Host tests (GPU tests run here too when a GPU is present; skipped otherwise).
-if run 150 tests ./tests/run.sh build; then
+if [ "$FULL" = 0 ]; then
+  note "host tests: not run (no full build)"
+elif run 150 tests ./tests/run.sh build; then
   note "host tests: $(grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOG" | tail -n 1)"
 else
   note "host tests: FAILED or timed out: $(grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOG" | tail -n 1)"
@@ -101,8 +161,10 @@ fi
 
 # 4. Which machine code the sm_90a kernels became (informational).
 if command -v cuobjdump >/dev/null 2>&1; then
-  q=$(timeout 60 cuobjdump --dump-sass build/kernels/cuda/gemm_wgmma.cu.o 2>/dev/null | grep -c 'QGMMA')
-  h=$(timeout 60 cuobjdump --dump-sass build/kernels/cuda/gemm_wgmma.cu.o 2>/dev/null | grep -c 'HGMMA')
+  obj=build/kernels/cuda/gemm_wgmma.cu.o
+  [ "$FULL" = 1 ] || obj=build/devcheck-min/o/gemm_wgmma.cu.o
+  q=$(timeout 60 cuobjdump --dump-sass "$obj" 2>/dev/null | grep -c 'QGMMA')
+  h=$(timeout 60 cuobjdump --dump-sass "$obj" 2>/dev/null | grep -c 'HGMMA')
   note "SASS of gemm_wgmma.cu.o: $q QGMMA (FP8 wgmma), $h HGMMA (BF16 wgmma) instructions"
 fi
 
@@ -120,7 +182,7 @@ for fam in gemm grouped bf16 quant permute nccl; do
   lim=150
   [ "$lim" -gt "$left" ] && lim=$left
   sum=$WORK/summary_$fam.txt
-  run "$lim" "$fam" build/bench/bench_cuda --require-gpu --suite "$SUITE" --only "$fam" --out "$CSV" --summary "$sum" --quiet
+  run "$lim" "$fam" "$BENCH" --require-gpu --suite "$SUITE" --only "$fam" --out "$CSV" --summary "$sum" --quiet
   rc=$?
   if [ ! -s "$sum" ] && { [ "$fam" = gemm ] || [ "$fam" = grouped ] || [ "$fam" = bf16 ]; }; then
     note "[$fam] ended before its summary (exit $rc): retrying without the wgmma variant"
@@ -128,7 +190,7 @@ for fam in gemm grouped bf16 quant permute nccl; do
     left=$((BUDGET - $(elapsed)))
     [ "$lim" -gt "$left" ] && lim=$left
     if [ "$lim" -ge 20 ]; then
-      MOESIM_CUDA_VARIANTS=naive,mma run "$lim" "$fam-no-wgmma" build/bench/bench_cuda --require-gpu --suite "$SUITE" \
+      MOESIM_CUDA_VARIANTS=naive,mma run "$lim" "$fam-no-wgmma" "$BENCH" --require-gpu --suite "$SUITE" \
         --only "$fam" --out "$CSV" --summary "$sum" --quiet
       rc=$?
     fi

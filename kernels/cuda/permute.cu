@@ -208,9 +208,13 @@ __global__ void k_copy1(const uint8_t *__restrict__ src, uint8_t *__restrict__ d
 }
 
 extern "C" int gk_copy(const void *src, void *dst, uint64_t bytes, cudaStream_t s) {
-  int dev = 0, sms = 132;
-  cudaGetDevice(&dev);
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+  static int sms = 0; /* of the first device used: enough for sizing a grid-stride loop */
+  if (sms == 0) {
+    int dev = 0, n = 132;
+    cudaGetDevice(&dev);
+    if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) n = 132;
+    sms = n;
+  }
   const uint64_t n16 = bytes / 16;
   if (n16) {
     uint64_t blocks = (n16 + 511) / 512;

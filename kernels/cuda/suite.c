@@ -211,7 +211,9 @@ int gpu_suite_run(const gpu_suite_opts *o) {
   c.reps = o->reps > 0 ? o->reps : 20;
   c.validate_only = o->validate_only;
   c.quiet = o->quiet;
-  CUDA_CHECK(cudaStreamCreateWithFlags(&c.s, cudaStreamNonBlocking));
+  /* A blocking stream: the synchronous cudaMemcpy calls of the checks (legacy default stream)
+   * are ordered with the kernels on it. */
+  CUDA_CHECK(cudaStreamCreate(&c.s));
   CUDA_CHECK(cudaEventCreate(&c.ev0));
   CUDA_CHECK(cudaEventCreate(&c.ev1));
   int l2 = 0;

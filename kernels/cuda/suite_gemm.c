@@ -260,6 +260,11 @@ static double tf(const bprob *p, double us) { return us > 0 ? gemm_flops(p) / (u
 
 /* Dense shapes of one dtype: own variants (mma, wgmma) and the vendor's, with ratios. */
 static void dense_family(gs_ctx *c, int dtype, int full) {
+  if (dtype == GK_FP8)
+    gs_say(c, "  mma variant on this GPU: %s", c->gpu.cc_major >= 9
+                                                  ? "FP8 mma.sync m16n8k32 E4M3 (sm_90a code)"
+                                                  : "FP8 converted to BF16 in registers + BF16 mma.sync m16n8k16 (sm_80 "
+                                                    "code: this build has no FP8 mma.sync for sm_8x)");
   if (!gsg_validate(c, dtype)) gs_say(c, "  (some variants failed validation: they are not timed)");
   if (c->validate_only) return;
   const int nshapes = full ? (int)UTIL_ARRAY_LEN(dg_dense) : (int)UTIL_ARRAY_LEN(quick_dense);
@@ -323,6 +328,8 @@ static void grouped_family(gs_ctx *c, int dtype, int full) {
       bprob_free(&p);
     }
   }
+  gs_say(c, "  every row of every group is valid (masked: counts = m per group); m is rows per group; "
+            "own/DG = own TFLOPS / DeepGEMM's published H800 TFLOPS");
 }
 
 void gs_family_grouped(gs_ctx *c, int full) { grouped_family(c, GK_FP8, full); }

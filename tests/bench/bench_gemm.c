@@ -8,8 +8,9 @@
  *   fp8     moesim gemm_run, E4M3 activations (1x128 scales) and weights (128x128 scales)
  * all with BF16 output, and prints GFLOP/s (median of the repetitions), the ratios the issue sets
  * targets for, and the fraction of the vdpbf16ps peak measured here by a register-only loop.
- * Caches are flushed before each repetition (a 96 MiB write) so weights come from memory, as
- * they do for experts in a real layer. moesim's paths are validated against kernels/ref on a
+ * The three run in interleaved rounds (load from other programs on this shared machine then hits
+ * them alike) and caches are flushed before each run (a 96 MiB write) so weights come from memory,
+ * as they do for experts in a real layer. moesim's paths are validated against kernels/ref on a
  * corner of the output before they are timed; a failing path is reported and not timed.
  *
  * oneDNN runs on OpenMP: the program re-executes itself once with OMP_PROC_BIND=close and
@@ -63,20 +64,30 @@ static int cmp_double(const void *a, const void *b) {
 
 typedef void (*bench_fn)(void *ctx);
 
-/* Median seconds over `reps` runs after one warm-up run; caches flushed before each. */
-static double time_median(bench_fn fn, void *ctx, int reps) {
-  double t[64];
+/* Times `n` functions in interleaved rounds (so that load from other programs hits all of them
+ * alike): one warm-up each, then `reps` rounds of one run each, caches flushed before every run.
+ * A NULL function is skipped (time 0). Writes the median seconds of each to med[]. */
+static void time_interleaved(int n, bench_fn *fn, void **ctx, int reps, double *med) {
+  double t[4][64];
   if (reps > 64) reps = 64;
-  flush_caches();
-  fn(ctx);
-  for (int r = 0; r < reps; r++) {
-    flush_caches();
-    uint64_t t0 = util_now_ns();
-    fn(ctx);
-    t[r] = (double)(util_now_ns() - t0) * 1e-9;
+  for (int f = 0; f < n; f++)
+    if (fn[f]) fn[f](ctx[f]);
+  for (int r = 0; r < reps; r++)
+    for (int f = 0; f < n; f++) {
+      if (!fn[f]) continue;
+      flush_caches();
+      uint64_t t0 = util_now_ns();
+      fn[f](ctx[f]);
+      t[f][r] = (double)(util_now_ns() - t0) * 1e-9;
+    }
+  for (int f = 0; f < n; f++) {
+    if (!fn[f]) {
+      med[f] = 0;
+      continue;
+    }
+    qsort(t[f], (size_t)reps, sizeof t[f][0], cmp_double);
+    med[f] = t[f][reps / 2];
   }
-  qsort(t, (size_t)reps, sizeof t[0], cmp_double);
-  return t[reps / 2];
 }
 
 /* ---------------------------------------------------------------- vdpbf16ps peak */
@@ -312,14 +323,17 @@ int main(int argc, char **argv) {
         double flops = 2.0 * (double)m * (double)n * (double)k;
         onednn_mm od;
         onednn_setup(&od, m, n, k, ab, wb, c);
-        double t_dnn = time_median(onednn_run, &od, reps);
-        onednn_free(&od);
         moe_call cb = {tp, m, abm, pb, {KN_BF16, c, n}}, c8 = {tp, m, a8m, p8, {KN_BF16, c, n}};
-        double t_bf = 0, t_f8 = 0;
+        bench_fn fns[3] = {onednn_run, moe_run, moe_run};
+        void *ctx[3] = {&od, &cb, &c8};
         moe_run(&cb);
-        if (validate(n, k, &abm, &wbm, c)) t_bf = time_median(moe_run, &cb, reps);
+        if (!validate(n, k, &abm, &wbm, c)) fns[1] = NULL;
         moe_run(&c8);
-        if (validate(n, k, &a8m, &w8m, c)) t_f8 = time_median(moe_run, &c8, reps);
+        if (!validate(n, k, &a8m, &w8m, c)) fns[2] = NULL;
+        double med[3];
+        time_interleaved(3, fns, ctx, reps, med);
+        onednn_free(&od);
+        double t_dnn = med[0], t_bf = med[1], t_f8 = med[2];
         double g_dnn = flops / t_dnn * 1e-9, g_bf = t_bf > 0 ? flops / t_bf * 1e-9 : 0, g_f8 = t_f8 > 0 ? flops / t_f8 * 1e-9 : 0;
         printf("%3d %5lld %5lld %5lld | %8.1f %8.1f %8.1f | %6.2f %6.2f | %5.1f%% %5.1f%%\n", t, (long long)m,
                (long long)k, (long long)n, g_dnn, g_bf, g_f8, g_bf / g_dnn, g_bf > 0 ? g_f8 / g_bf : 0,
