@@ -355,6 +355,26 @@ static int run_mpi(const a2a_args *a) {
       return UTIL_EXIT_USAGE;
     }
   }
+  if (a->c.impl == A2A_HIER) {
+    /* a node shares one MPI-3 window: its ranks must share memory */
+    MPI_Comm node, host;
+    int ns = 0, hs = 0, split = 0;
+    MPI_Comm_split(MPI_COMM_WORLD, r / a->c.ranks_per_node, r, &node);
+    MPI_Comm_split_type(node, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &host);
+    MPI_Comm_size(node, &ns);
+    MPI_Comm_size(host, &hs);
+    MPI_Comm_free(&host);
+    MPI_Comm_free(&node);
+    int mine = ns != hs;
+    MPI_Allreduce(&mine, &split, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (split) {
+      if (r == 0)
+        fprintf(stderr, "moesim a2a: error: --impl hier needs the %d ranks of each node on one host; "
+                        "--ranks-per-node %d groups ranks of several hosts\n", a->c.ranks_per_node, a->c.ranks_per_node);
+      MPI_Finalize();
+      return UTIL_EXIT_USAGE;
+    }
+  }
   a2a_result res;
   int rc = a2a_run(&a->c, &res);
   if (r == 0 && rc == 0) {
