@@ -1,19 +1,21 @@
 /* kernels/comm/a2a_calib.c — what `moesim a2a --predict` measures besides the timed iterations,
  * so the simulator can predict them from isolated measurements only (a2a.h, a2a_calib):
  *   - every rank-local phase of the iteration (gate, pack, scatter, shared expert, experts,
- *     forwarder reduce, final reduce), one rank at a time while the others wait asleep, in wall
- *     and process CPU time — the CPU time is the phase's work on a core, whatever else the machine
- *     runs (what a kernel-table row means);
+ *     forwarder reduce, final reduce), one rank at a time while the others wait asleep, from cold
+ *     caches (as the iteration's other phases leave them), in wall and process CPU time — the CPU
+ *     time is the phase's work on a core, whatever else the machine runs (what a kernel-table row
+ *     means);
  *   - memcpy of the rank's receive size alone (per CPU-second), then on all ranks at once (the
  *     memory bus they share);
  *   - one MPI message of the run's mean dispatch and combine message sizes, rank 0 -> 1 alone, per
  *     second of the receiving core's CPU time (a single-copy transport copies on the receiver), and
  *     the empty message's latency;
- *   - how much of a core a busy loop gets, alone and on every rank at once (before and after the
- *     rest): other processes on the machine take the difference;
+ *   - how much of a core a busy loop gets, alone and on every rank at once (before the timed
+ *     iterations, and before and after the rest): other processes on the machine take the difference;
  *   - the CPUs each rank may run on (its affinity mask) and whether MPI yields while it waits.
  * Every figure is the median of several repetitions. */
 #if MOESIM_MPI
+#include <hwloc.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,11 +35,40 @@ static double cpu_us(void) {
   return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec * 1e-3;
 }
 
-/* Medians of CAL_REPS runs of one local phase (wall and CPU), after one untimed run. */
-static void time_phase(a2a_ctx *x, int phase, double *wall, double *cpu) {
+/* Bytes of all the caches hwloc reports (0 when unknown). */
+static uint64_t cache_bytes(void) {
+  hwloc_topology_t t;
+  uint64_t total = 0;
+  if (hwloc_topology_init(&t) != 0) return 0;
+  if (hwloc_topology_load(t) == 0)
+    for (hwloc_obj_type_t ty = HWLOC_OBJ_L1CACHE; ty <= HWLOC_OBJ_L5CACHE; ty++) {
+      int n = hwloc_get_nbobjs_by_type(t, ty);
+      for (int i = 0; i < n; i++) total += hwloc_get_obj_by_type(t, ty, i)->attr->cache.size;
+    }
+  hwloc_topology_destroy(t);
+  return total;
+}
+
+/* Evicts the caches (writes then reads a buffer twice their size), as the iteration's earlier
+ * phases do to a phase's inputs: a phase is timed cold, as it runs in the iteration. */
+typedef struct flusher {
+  char *buf;
+  uint64_t n;
+} flusher;
+
+static void flush(flusher *f) {
+  memset(f->buf, (int)(f->n & 0x7f), (size_t)f->n);
+  volatile char sink = 0;
+  for (uint64_t i = 0; i < f->n; i += 64) sink = (char)(sink + f->buf[i]);
+}
+
+/* Medians of CAL_REPS runs of one local phase (wall and CPU) from cold caches, after one untimed
+ * run. */
+static void time_phase(a2a_ctx *x, flusher *fl, int phase, double *wall, double *cpu) {
   double t[CAL_REPS], c[CAL_REPS];
   const bf16_t *shared = x->c->layer && x->c->n_shared ? x->shared : NULL;
   for (int i = -1; i < CAL_REPS; i++) {
+    flush(fl);
     double t0 = a2a_now_us(), c0 = cpu_us();
     switch (phase) {
     case A2A_PH_GATE: (void)a2a_layer_gate(x); break;
@@ -163,15 +194,15 @@ static void message_sizes(a2a_ctx *x, uint64_t *bytes) {
 /* CPU share of a busy loop of `wall_us`: CPU time over wall time. */
 static double spin_share(double wall_us) {
   double t0 = a2a_now_us(), c0 = cpu_us();
-  volatile double acc = 0;
+  volatile double acc = 0; /* volatile: the loop is the point */
   while (a2a_now_us() - t0 < wall_us)
-    for (int i = 0; i < 2000; i++) acc += (double)i * 0.5;
+    for (int i = 0; i < 2000; i++) acc = acc + (double)i * 0.5;
   double w = a2a_now_us() - t0;
   return (cpu_us() - c0) / w;
 }
 
 /* Shares alone (rank by rank) and with every rank busy at once; medians of 3. */
-static void calib_shares(a2a_ctx *x, double *alone, double *all) {
+void a2a_calib_shares(a2a_ctx *x, double *alone, double *all) {
   double a[3], b[3];
   for (int i = 0; i < 3; i++) {
     for (int k = 0; k < x->R; k++) {
@@ -208,12 +239,16 @@ static int mpi_yields(void) {
   return yields;
 }
 
-void a2a_calibrate(a2a_ctx *x, a2a_calib *cal) {
+void a2a_calibrate(a2a_ctx *x, a2a_calib *cal, const double *share_before) {
   memset(cal, 0, sizeof *cal);
   double a0, b0, a1, b1;
-  calib_shares(x, &a0, &b0);
+  a2a_calib_shares(x, &a0, &b0);
   static const int phases[] = {A2A_PH_GATE,    A2A_PH_PACK, A2A_PH_SCATTER, A2A_PH_SHARED,
                                A2A_PH_EXPERTS, A2A_PH_FWD,  A2A_PH_REDUCE};
+  uint64_t cb = cache_bytes();
+  flusher fl = {NULL, 2 * (cb ? cb : 64u << 20)};
+  if (fl.n > (1ull << 30)) fl.n = 1ull << 30;
+  fl.buf = util_xmalloc((size_t)fl.n);
   for (int k = 0; k < x->R; k++) {
     a2a_quiet_barrier(x->world);
     if (k != x->r) continue;
@@ -221,9 +256,10 @@ void a2a_calibrate(a2a_ctx *x, a2a_calib *cal) {
       int p = phases[i];
       if (!x->c->layer && (p == A2A_PH_GATE || p == A2A_PH_SHARED)) continue;
       if (!x->h && (p == A2A_PH_SCATTER || p == A2A_PH_FWD)) continue;
-      time_phase(x, p, &cal->phase_us[p], &cal->phase_cpu_us[p]);
+      time_phase(x, &fl, p, &cal->phase_us[p], &cal->phase_cpu_us[p]);
     }
   }
+  free(fl.buf);
   uint64_t recv_bytes = (uint64_t)(x->nrecv - x->recv_cnt[x->r]) * x->f.bytes;
   calib_copy(x, cal, recv_bytes > (1u << 16) ? recv_bytes : (1u << 16));
   message_sizes(x, cal->msg_bytes);
@@ -232,8 +268,9 @@ void a2a_calibrate(a2a_ctx *x, a2a_calib *cal) {
   double link[3] = {cal->mpi_gbyte_s[0], cal->mpi_gbyte_s[1], cal->latency_us};
   A2A_MPI(MPI_Bcast(link, 3, MPI_DOUBLE, 0, x->world));
   cal->mpi_gbyte_s[0] = link[0], cal->mpi_gbyte_s[1] = link[1], cal->latency_us = link[2];
-  calib_shares(x, &a1, &b1);
-  cal->share_alone = 0.5 * (a0 + a1), cal->share_all = 0.5 * (b0 + b1);
+  a2a_calib_shares(x, &a1, &b1);
+  /* before the iterations, and before and after the rest of the calibration */
+  cal->share_alone = (share_before[0] + a0 + a1) / 3, cal->share_all = (share_before[1] + b0 + b1) / 3;
   cpu_set_t set;
   CPU_ZERO(&set);
   if (sched_getaffinity(0, sizeof set, &set) == 0) {

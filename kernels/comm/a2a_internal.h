@@ -129,8 +129,12 @@ moe_layer_cfg a2a_layer_cfg(const a2a_cfg *c);
 
 /* ---- calibration (a2a_calib.c) ---- */
 
-/* Measures x's local phases alone and the copy / message rates into *cal (every rank calls it). */
-void a2a_calibrate(a2a_ctx *x, a2a_calib *cal);
+/* CPU share of a busy loop on this rank alone (the others asleep) and on all ranks at once
+ * (medians of 3; every rank calls it). */
+void a2a_calib_shares(a2a_ctx *x, double *alone, double *all);
+/* Measures x's local phases alone and the copy / message rates into *cal (every rank calls it);
+ * share_before: {alone, all} measured before the iterations, averaged with two more. */
+void a2a_calibrate(a2a_ctx *x, a2a_calib *cal, const double *share_before);
 
 /* Seconds, wall clock. */
 static inline double a2a_now_us(void) { return MPI_Wtime() * 1e6; }

@@ -318,6 +318,8 @@ int a2a_run(const a2a_cfg *c, a2a_result *res) {
                                                    x.T) * x.R;
   double *us = util_xcalloc((size_t)c->iters * A2A_PH_COUNT, sizeof *us);
   int fail = 0;
+  double share_before[2] = {0, 0};
+  if (c->predict) a2a_calib_shares(&x, &share_before[0], &share_before[1]);
   for (int it = 0; it < c->warmup + c->iters; it++) {
     fail |= iteration(&x) != 0;
     if (it >= c->warmup) memcpy(us + (int64_t)(it - c->warmup) * A2A_PH_COUNT, x.ph, sizeof x.ph);
@@ -337,7 +339,7 @@ int a2a_run(const a2a_cfg *c, a2a_result *res) {
   A2A_MPI(MPI_Allreduce(&checked, &res->checked_tokens, 1, MPI_INT64_T, MPI_SUM, x.world));
   a2a_calib cal;
   memset(&cal, 0, sizeof cal);
-  if (!any && c->predict) a2a_calibrate(&x, &cal);
+  if (!any && c->predict) a2a_calibrate(&x, &cal, share_before);
   gather(&x, us, expert_cnt, expert_rows, &cal, res);
   free(us), free(expert_cnt);
   ctx_free(&x);
