@@ -6,7 +6,11 @@
  *
  *   topology  "this machine": one node whose devices are the ranks (each runs on a core), joined
  *             by a switch whose links carry MPI messages at the measured rate; the memory bus is one
- *             more shared resource, of the measured all-ranks memcpy rate.
+ *             more shared resource (capacity 1: saturated).
+ *   bus       a phase (or a copy) that k ranks ran at once took f times its CPU time alone (k = as
+ *             many ranks as can run side by side): k of them saturate the bus by 1/f, so each puts
+ *             f / k on it per unit of work (nothing when f ~ 1); any mix of phases running at once
+ *             then shares the bus max-min fairly.
  *   cores     work is CPU time. A rank's work flows through its main thread (one core), its
  *             threads (--threads cores), the CPU set its affinity mask allows when that is smaller
  *             than the machine's, and the pool of the CPUs the ranks may use; max-min fair sharing
@@ -50,7 +54,8 @@ typedef enum pm_kind { PO_COMPUTE, PO_COPY, PO_SYNC, PO_XCHG } pm_kind;
 typedef struct pm_op {
   int kind;      /* pm_kind */
   int phase;     /* a2a_phase it is counted in, or -1 */
-  double us;     /* COMPUTE: isolated duration */
+  double us;     /* COMPUTE: CPU time alone */
+  double bus;    /* COMPUTE: bus demand per unit of work */
   uint64_t bytes;/* COPY: bytes */
   int group;     /* SYNC: -1 all ranks, else a node */
   int xid;       /* XCHG: 0 dispatch, 1 combine */
@@ -77,7 +82,8 @@ typedef struct pm_rank {
   uint32_t main;       /* its main thread: one core (MPI's copies run there) */
   uint32_t thread;     /* all its threads: --threads cores */
   uint32_t mask;       /* its CPU set when smaller than the pool, else UINT32_MAX */
-  double copy_gbyte_s; /* its memcpy rate */
+  double copy_gbyte_s; /* its memcpy rate per CPU-second */
+  double copy_bus;     /* bus demand of a byte copied */
 } pm_rank;
 
 typedef struct pm {
@@ -136,11 +142,22 @@ static int peer_of(const pm *m, int node, int other) {
 
 /* ---- programs ---- */
 
-static pm_op compute(int ph, double us) { return (pm_op){PO_COMPUTE, ph, us, 0, 0, 0}; }
-static pm_op sync_all(int ph) { return (pm_op){PO_SYNC, ph, 0, 0, -1, 0}; }
-static pm_op sync_node(int ph, int node) { return (pm_op){PO_SYNC, ph, 0, 0, node, 0}; }
-static pm_op xchg(int ph, int xid) { return (pm_op){PO_XCHG, ph, 0, 0, 0, xid}; }
-static pm_op copy(int ph, uint64_t bytes) { return (pm_op){PO_COPY, ph, 0, bytes, 0, 0}; }
+/* Bus demand per unit of work of something k ranks at once ran f times slower than alone. */
+static double bus_demand(double alone, double all, int k) {
+  double f = alone > 0 && all > 0 ? all / alone : 1;
+  return f > 1.05 && k > 1 ? f / k : 0;
+}
+
+/* Phase ph of a rank: its CPU time alone, and its bus demand. */
+static pm_op compute(const a2a_calib *cr, int ph) {
+  return (pm_op){PO_COMPUTE, ph, cr->phase_cpu_us[ph],
+                 bus_demand(cr->phase_cpu_us[ph], cr->phase_cpu_all_us[ph], cr->concurrent), 0, 0, 0};
+}
+
+static pm_op sync_all(int ph) { return (pm_op){PO_SYNC, ph, 0, 0, 0, -1, 0}; }
+static pm_op sync_node(int ph, int node) { return (pm_op){PO_SYNC, ph, 0, 0, 0, node, 0}; }
+static pm_op xchg(int ph, int xid) { return (pm_op){PO_XCHG, ph, 0, 0, 0, 0, xid}; }
+static pm_op copy(int ph, uint64_t bytes) { return (pm_op){PO_COPY, ph, 0, 0, bytes, 0, 0}; }
 
 static void build_programs(pm *m) {
   const a2a_cfg *c = m->c;
@@ -148,35 +165,35 @@ static void build_programs(pm *m) {
   uint64_t rb = m->res->fmt.bytes, cb = 2 * (uint64_t)c->hidden;
   for (int r = 0; r < R; r++) {
     pm_rank *k = &m->rk[r];
-    const double *cal = m->res->rank[r].calib.phase_cpu_us;
+    const a2a_calib *cr = &m->res->rank[r].calib;
     const int64_t *cnt = m->res->rank[r].send_cnt;
     int cap = 0, node = a2a_node_of(r, m->rpn);
-    if (layer) push(k, &cap, compute(A2A_PH_GATE, cal[A2A_PH_GATE]));
+    if (layer) push(k, &cap, compute(cr, A2A_PH_GATE));
     push(k, &cap, sync_all(A2A_PH_NOTIFY));
-    push(k, &cap, compute(A2A_PH_PACK, cal[A2A_PH_PACK]));
+    push(k, &cap, compute(cr, A2A_PH_PACK));
     if (hier) {
       push(k, &cap, sync_node(A2A_PH_DXCHG, node));
       push(k, &cap, xchg(A2A_PH_DXCHG, 0));
       push(k, &cap, sync_node(A2A_PH_DXCHG, node));
-      push(k, &cap, compute(A2A_PH_SCATTER, cal[A2A_PH_SCATTER]));
+      push(k, &cap, compute(cr, A2A_PH_SCATTER));
     } else {
       push(k, &cap, copy(A2A_PH_DXCHG, (uint64_t)cnt[r] * rb));
       push(k, &cap, xchg(A2A_PH_DXCHG, 0));
     }
     if (!layer) push(k, &cap, sync_all(-1));
-    if (layer) push(k, &cap, compute(A2A_PH_SHARED, cal[A2A_PH_SHARED]));
-    push(k, &cap, compute(A2A_PH_EXPERTS, cal[A2A_PH_EXPERTS]));
+    if (layer) push(k, &cap, compute(cr, A2A_PH_SHARED));
+    push(k, &cap, compute(cr, A2A_PH_EXPERTS));
     if (!layer) push(k, &cap, sync_all(-1));
     if (hier) {
       push(k, &cap, sync_node(A2A_PH_FWD, node));
-      push(k, &cap, compute(A2A_PH_FWD, cal[A2A_PH_FWD]));
+      push(k, &cap, compute(cr, A2A_PH_FWD));
       push(k, &cap, xchg(A2A_PH_CXCHG, 1));
       push(k, &cap, sync_node(A2A_PH_CXCHG, node));
     } else {
       push(k, &cap, copy(A2A_PH_CXCHG, (uint64_t)cnt[r] * cb));
       push(k, &cap, xchg(A2A_PH_CXCHG, 1));
     }
-    push(k, &cap, compute(A2A_PH_REDUCE, cal[A2A_PH_REDUCE]));
+    push(k, &cap, compute(cr, A2A_PH_REDUCE));
   }
   if (!hier) {
     for (int s = 0; s < R; s++)
@@ -304,7 +321,7 @@ static void start_msg(pm *m, int i) {
     nh += cpu_hops(m, s, 1, 1.0 / L, h + nh);
     s->copying++;
   }
-  h[nh++] = (net_hop){m->bus, (double)m->copies};
+  if (d->copy_bus > 0) h[nh++] = (net_hop){m->bus, m->copies * d->copy_bus};
   pm_ev *e = util_xmalloc(sizeof *e);
   *e = (pm_ev){m, -1, i};
   net_flow(m->n, g->bytes, h, nh, m->latency, msg_done, e);
@@ -347,6 +364,7 @@ static void advance(pm *m, int r) {
   case PO_COMPUTE: {
     uint64_t work = (uint64_t)llround(op->us * 1e3); /* core-ns: a core moves 1 "GB/s" of them */
     nh = cpu_hops(m, k, m->c->threads == 1, 1.0, h);
+    if (op->bus > 0) h[nh++] = (net_hop){m->bus, op->bus};
     pm_ev *e = util_xmalloc(sizeof *e);
     *e = (pm_ev){m, r, -1};
     net_flow(m->n, work, work ? h : NULL, work ? nh : 0, 0, op_done, e);
@@ -354,7 +372,7 @@ static void advance(pm *m, int r) {
   }
   case PO_COPY: {
     nh = cpu_hops(m, k, 1, 1.0 / k->copy_gbyte_s, h);
-    h[nh++] = (net_hop){m->bus, 1.0};
+    if (k->copy_bus > 0) h[nh++] = (net_hop){m->bus, k->copy_bus};
     pm_ev *e = util_xmalloc(sizeof *e);
     *e = (pm_ev){m, r, -1};
     net_flow(m->n, op->bytes, op->bytes ? h : NULL, op->bytes ? nh : 0, 0, op_done, e);
@@ -465,8 +483,8 @@ static void print_inputs(const pm *m, FILE *out) {
     fprintf(out, "  links      an MPI message rank 0 -> 1 alone costs the receiving core %.3f GB/s at %.2f MB (dispatch),\n"
                  "             %.3f GB/s at %.2f MB (combine); latency %.2f us\n",
             m->link_gbyte_s[0], c0->msg_bytes[0] / 1e6, m->link_gbyte_s[1], c0->msg_bytes[1] / 1e6, c0->latency_us);
-  fprintf(out, "  memory     memcpy alone %.3f GB/s per core; all %d ranks at once %.3f GB/s in total (the bus)\n",
-          c0->copy_gbyte_s, c0->copy_ranks, c0->copy_all_gbyte_s);
+  fprintf(out, "  memory     memcpy alone %.3f GB/s per CPU-second; %d ranks at once %.3f GB/s each\n",
+          c0->copy_gbyte_s, c0->concurrent, c0->copy_all_gbyte_s);
   fprintf(out, "  cores     ");
   for (int r = 0; r < m->R; r++) {
     char cpus[128];
@@ -476,18 +494,20 @@ static void print_inputs(const pm *m, FILE *out) {
   }
   fprintf(out, "  others     %.2f busy tasks of other processes on these CPUs\n", m->background);
   static const int ph[] = {A2A_PH_GATE, A2A_PH_PACK, A2A_PH_SCATTER, A2A_PH_SHARED, A2A_PH_EXPERTS, A2A_PH_FWD, A2A_PH_REDUCE};
-  fprintf(out, "  kernels    local phases alone, CPU us (wall us):\n  %6s", "rank");
+  fprintf(out, "  kernels    local phases alone, CPU us (wall us) x the CPU time when %d ranks ran them at once:\n  %6s",
+          c0->concurrent, "rank");
   for (size_t i = 0; i < sizeof ph / sizeof *ph; i++)
-    if (res->rank[0].calib.phase_us[ph[i]] > 0) fprintf(out, " %20s", a2a_phase_names[ph[i]]);
+    if (res->rank[0].calib.phase_us[ph[i]] > 0) fprintf(out, " %26s", a2a_phase_names[ph[i]]);
   fprintf(out, "\n");
   for (int r = 0; r < m->R; r++) {
     const a2a_calib *cr = &res->rank[r].calib;
     fprintf(out, "  %6d", r);
     for (size_t i = 0; i < sizeof ph / sizeof *ph; i++) {
       if (res->rank[0].calib.phase_us[ph[i]] <= 0) continue;
-      char cell[48];
-      snprintf(cell, sizeof cell, "%.0f (%.0f)", cr->phase_cpu_us[ph[i]], cr->phase_us[ph[i]]);
-      fprintf(out, " %20s", cell);
+      char cell[64];
+      double f = cr->phase_cpu_us[ph[i]] > 0 ? cr->phase_cpu_all_us[ph[i]] / cr->phase_cpu_us[ph[i]] : 0;
+      snprintf(cell, sizeof cell, "%.0f (%.0f) x%.2f", cr->phase_cpu_us[ph[i]], cr->phase_us[ph[i]], f);
+      fprintf(out, " %26s", cell);
     }
     fprintf(out, "\n");
   }
@@ -515,7 +535,7 @@ int a2a_predict(const a2a_cfg *c, const a2a_result *res, FILE *out) {
   }
   des_sim *sim = des_new();
   m.n = net_new(sim, m.t, &(net_opts){.seed = 1});
-  m.bus = net_res_add(m.n, c0->copy_all_gbyte_s, NET_RES_OTHER, -1);
+  m.bus = net_res_add(m.n, 1.0, NET_RES_OTHER, -1);
   m.rk = util_xcalloc((size_t)R, sizeof *m.rk);
   m.node_arrived = util_xcalloc((size_t)m.N * PM_MAX_SYNCS, sizeof *m.node_arrived);
   /* the CPUs the ranks may use, other processes there, and whether waiting ranks spin */
@@ -542,6 +562,9 @@ int a2a_predict(const a2a_cfg *c, const a2a_result *res, FILE *out) {
     k->main = net_res_add(m.n, 1.0, NET_RES_OTHER, r);
     k->thread = net_res_add(m.n, (double)c->threads, NET_RES_OTHER, r);
     k->copy_gbyte_s = cr->copy_gbyte_s > 0 ? cr->copy_gbyte_s : c0->copy_gbyte_s;
+    /* per byte: the demand per CPU-ns of a memcpy times its CPU-ns per byte */
+    k->copy_bus = bus_demand(1.0 / k->copy_gbyte_s, cr->copy_all_gbyte_s > 0 ? 1.0 / cr->copy_all_gbyte_s : 0,
+                             cr->concurrent) / k->copy_gbyte_s;
     k->mask = UINT32_MAX;
     int cpus = __builtin_popcountll(cr->cpu_mask);
     if (cpus == 0 || cpus >= P) continue;

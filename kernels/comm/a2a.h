@@ -235,15 +235,18 @@ extern const char *const a2a_phase_names[A2A_PH_COUNT];
 typedef struct a2a_calib {
   double phase_us[A2A_PH_COUNT];     /* this rank's local work per phase alone, wall (median us) */
   double phase_cpu_us[A2A_PH_COUNT]; /* the same in process CPU time (median us): the work */
+  double phase_cpu_all_us[A2A_PH_COUNT]; /* CPU time with `concurrent` ranks running the phase at
+                                    once: more than alone when they contend for the memory bus */
   double copy_gbyte_s;           /* memcpy of the rank's receive size alone, per CPU-second (GB/s) */
-  double copy_all_gbyte_s;       /* the same on all ranks at once: total over ranks (GB/s) */
+  double copy_all_gbyte_s;       /* the same with `concurrent` ranks copying at once (GB/s) */
   double mpi_gbyte_s[2];         /* one MPI message rank 0 -> 1 alone, per second of the receiving
                                     core's CPU time: [0] dispatch size, [1] combine size (GB/s) */
   uint64_t msg_bytes[2];         /* those sizes: the run's mean message between ranks (nodes) */
   double latency_us;             /* one-way latency of an empty MPI message (ping-pong / 2) */
   double share_alone;            /* CPU time / wall time of a busy loop on this rank alone */
   double share_all;              /* the same with every rank's busy loop at once */
-  int copy_ranks;                /* ranks that copied at once for copy_all_gbyte_s */
+  int concurrent;                /* ranks that ran at once for the *_all figures: as many as the
+                                    ranks' CPUs let run side by side, min(R, CPUs) */
   int cpus;                      /* CPUs in this rank's affinity mask */
   int online_cpus;               /* CPUs online on its host */
   uint64_t cpu_mask;             /* the mask's first 64 CPUs */

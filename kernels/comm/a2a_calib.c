@@ -1,21 +1,23 @@
 /* kernels/comm/a2a_calib.c — what `moesim a2a --predict` measures besides the timed iterations,
  * so the simulator can predict them from isolated measurements only (a2a.h, a2a_calib):
  *   - every rank-local phase of the iteration (gate, pack, scatter, shared expert, experts,
- *     forwarder reduce, final reduce), one rank at a time while the others wait asleep, from cold
- *     caches (as the iteration's other phases leave them), in wall and process CPU time — the CPU
- *     time is the phase's work on a core, whatever else the machine runs (what a kernel-table row
- *     means);
- *   - memcpy of the rank's receive size alone (per CPU-second), then on all ranks at once (the
- *     memory bus they share);
- *   - one MPI message of the run's mean dispatch and combine message sizes, rank 0 -> 1 alone, per
- *     second of the receiving core's CPU time (a single-copy transport copies on the receiver), and
- *     the empty message's latency;
+ *     forwarder reduce, final reduce), one rank at a time while the others wait asleep, each time
+ *     right after an untimed iteration (so the buffers are where the run leaves them: rows another
+ *     rank's core just copied out of or into this rank's memory, caches holding the last phases'
+ *     data), in wall and process CPU time — the CPU time is the phase's work on a core, whatever
+ *     else the machine runs (what a kernel-table row means);
+ *   - the same phases run by as many ranks at once as can run side by side, in CPU time: where they
+ *     take longer than alone, the ranks contend for the memory bus;
+ *   - memcpy of the rank's receive size alone (per CPU-second), then on those ranks at once;
+ *   - one MPI message of the run's mean dispatch and combine message sizes, rank 0 -> 1 alone, from
+ *     a buffer the sender has just written (as the run's rows are), per second of the receiving
+ *     core's CPU time (a single-copy transport copies on the receiver), and the empty message's
+ *     latency;
  *   - how much of a core a busy loop gets, alone and on every rank at once (before the timed
  *     iterations, and before and after the rest): other processes on the machine take the difference;
  *   - the CPUs each rank may run on (its affinity mask) and whether MPI yields while it waits.
  * Every figure is the median of several repetitions. */
 #if MOESIM_MPI
-#include <hwloc.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,57 +37,50 @@ static double cpu_us(void) {
   return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec * 1e-3;
 }
 
-/* Bytes of all the caches hwloc reports (0 when unknown). */
-static uint64_t cache_bytes(void) {
-  hwloc_topology_t t;
-  uint64_t total = 0;
-  if (hwloc_topology_init(&t) != 0) return 0;
-  if (hwloc_topology_load(t) == 0)
-    for (hwloc_obj_type_t ty = HWLOC_OBJ_L1CACHE; ty <= HWLOC_OBJ_L5CACHE; ty++) {
-      int n = hwloc_get_nbobjs_by_type(t, ty);
-      for (int i = 0; i < n; i++) total += hwloc_get_obj_by_type(t, ty, i)->attr->cache.size;
-    }
-  hwloc_topology_destroy(t);
-  return total;
-}
-
-/* Evicts the caches (writes then reads a buffer twice their size), as the iteration's earlier
- * phases do to a phase's inputs: a phase is timed cold, as it runs in the iteration. */
-typedef struct flusher {
-  char *buf;
-  uint64_t n;
-} flusher;
-
-static void flush(flusher *f) {
-  memset(f->buf, (int)(f->n & 0x7f), (size_t)f->n);
-  volatile char sink = 0;
-  for (uint64_t i = 0; i < f->n; i += 64) sink = (char)(sink + f->buf[i]);
-}
-
-/* Medians of CAL_REPS runs of one local phase (wall and CPU) from cold caches, after one untimed
- * run. */
-static void time_phase(a2a_ctx *x, flusher *fl, int phase, double *wall, double *cpu) {
-  double t[CAL_REPS], c[CAL_REPS];
-  const bf16_t *shared = x->c->layer && x->c->n_shared ? x->shared : NULL;
-  for (int i = -1; i < CAL_REPS; i++) {
-    flush(fl);
-    double t0 = a2a_now_us(), c0 = cpu_us();
-    switch (phase) {
-    case A2A_PH_GATE: (void)a2a_layer_gate(x); break;
-    case A2A_PH_SHARED: (void)a2a_layer_shared(x); break;
-    case A2A_PH_EXPERTS: (void)a2a_expert_stage(x); break;
-    default: a2a_local_phase(x, phase, shared); break;
-    }
-    if (i >= 0) t[i] = a2a_now_us() - t0, c[i] = cpu_us() - c0;
-  }
-  *wall = hn_median(t, CAL_REPS), *cpu = hn_median(c, CAL_REPS);
-}
-
 /* Touches every page so that a copy measures bandwidth, not page faults. */
 static char *touched(uint64_t n) {
   char *p = util_xmalloc((size_t)n);
   for (uint64_t i = 0; i < n; i++) p[i] = (char)(i * 131u);
   return p;
+}
+
+/* Runs one local phase of this rank once. */
+static void run_phase(a2a_ctx *x, int phase) {
+  const bf16_t *shared = x->c->layer && x->c->n_shared ? x->shared : NULL;
+  switch (phase) {
+  case A2A_PH_GATE: (void)a2a_layer_gate(x); break;
+  case A2A_PH_SHARED: (void)a2a_layer_shared(x); break;
+  case A2A_PH_EXPERTS: (void)a2a_expert_stage(x); break;
+  default: a2a_local_phase(x, phase, shared); break;
+  }
+}
+
+/* One local phase, from the state an iteration leaves the buffers and caches in (rows another
+ * rank's core has just copied out or in, as in the run): per repetition, one untimed iteration on
+ * every rank, then each rank in turn runs the phase alone (wall and CPU time) while the others
+ * sleep; then another iteration and ranks [0, k) run it at once (CPU time). Medians into *wall,
+ * *cpu, *cpu_all. */
+static void time_phase(a2a_ctx *x, int phase, int k, double *wall, double *cpu, double *cpu_all) {
+  double t[CAL_REPS], c[CAL_REPS], a[CAL_REPS];
+  for (int i = 0; i < CAL_REPS; i++) {
+    (void)a2a_iteration(x);
+    for (int q = 0; q < x->R; q++) {
+      a2a_quiet_barrier(x->world);
+      if (q != x->r) continue;
+      double t0 = a2a_now_us(), c0 = cpu_us();
+      run_phase(x, phase);
+      t[i] = a2a_now_us() - t0, c[i] = cpu_us() - c0;
+    }
+    (void)a2a_iteration(x);
+    a2a_quiet_barrier(x->world);
+    A2A_MPI(MPI_Barrier(x->world));
+    if (x->r >= k) continue;
+    double c0 = cpu_us();
+    run_phase(x, phase);
+    a[i] = cpu_us() - c0;
+  }
+  *wall = hn_median(t, CAL_REPS), *cpu = hn_median(c, CAL_REPS);
+  *cpu_all = x->r < k ? hn_median(a, CAL_REPS) : 0;
 }
 
 static void calib_copy(a2a_ctx *x, a2a_calib *cal, uint64_t bytes) {
@@ -103,19 +98,18 @@ static void calib_copy(a2a_ctx *x, a2a_calib *cal, uint64_t bytes) {
     double m = hn_median(t, CAL_REPS);
     cal->copy_gbyte_s = (double)bytes / ((m > 0.01 ? m : 0.01) * 1e3);
   }
-  /* all ranks at once: the total of their rates over their CPU time */
-  double agg[CAL_REPS];
+  /* ranks [0, concurrent) at once: each one's rate over its CPU time */
+  double all[CAL_REPS];
   for (int i = -1; i < CAL_REPS; i++) {
     a2a_quiet_barrier(x->world);
     A2A_MPI(MPI_Barrier(x->world));
+    if (x->r >= cal->concurrent) continue;
     double c0 = cpu_us();
     memcpy(dst, src, (size_t)bytes);
-    double c = cpu_us() - c0, rate = (double)bytes / ((c > 0.01 ? c : 0.01) * 1e3), sum = 0;
-    A2A_MPI(MPI_Allreduce(&rate, &sum, 1, MPI_DOUBLE, MPI_SUM, x->world));
-    if (i >= 0) agg[i] = sum;
+    double c = cpu_us() - c0;
+    if (i >= 0) all[i] = (double)bytes / ((c > 0.01 ? c : 0.01) * 1e3);
   }
-  cal->copy_all_gbyte_s = hn_median(agg, CAL_REPS);
-  cal->copy_ranks = x->R;
+  cal->copy_all_gbyte_s = x->r < cal->concurrent ? hn_median(all, CAL_REPS) : cal->copy_gbyte_s;
   free(src), free(dst);
 }
 
@@ -145,6 +139,8 @@ static void calib_mpi(a2a_ctx *x, a2a_calib *cal) {
       for (int i = -1; i < CAL_REPS; i++) {
         /* the receiver posts first so that its CPU time is the copy, not the wait for the sender */
         if (x->r == 0) {
+          /* the run sends rows its core has just written: so does this message */
+          memset(buf, i & 0x7f, (size_t)n);
           A2A_MPI(MPI_Recv(buf, 0, MPI_BYTE, peer, 7, x->world, MPI_STATUS_IGNORE));
           A2A_MPI(MPI_Send(buf, n, MPI_BYTE, peer, 6, x->world));
           A2A_MPI(MPI_Recv(buf, 0, MPI_BYTE, peer, 6, x->world, MPI_STATUS_IGNORE));
@@ -241,25 +237,30 @@ static int mpi_yields(void) {
 
 void a2a_calibrate(a2a_ctx *x, a2a_calib *cal, const double *share_before) {
   memset(cal, 0, sizeof *cal);
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    cal->cpus = CPU_COUNT(&set);
+    for (int c = 0; c < 64; c++)
+      if (CPU_ISSET(c, &set)) cal->cpu_mask |= 1ull << c;
+  }
+  long on = sysconf(_SC_NPROCESSORS_ONLN);
+  cal->online_cpus = on > 0 ? (int)on : cal->cpus;
+  /* as many ranks as the CPUs they may use can run side by side */
+  uint64_t all = 0;
+  A2A_MPI(MPI_Allreduce(&cal->cpu_mask, &all, 1, MPI_UINT64_T, MPI_BOR, x->world));
+  int P = cal->cpus > 64 ? cal->cpus : __builtin_popcountll(all);
+  cal->concurrent = x->R < P ? x->R : (P > 0 ? P : 1);
   double a0, b0, a1, b1;
   a2a_calib_shares(x, &a0, &b0);
   static const int phases[] = {A2A_PH_GATE,    A2A_PH_PACK, A2A_PH_SCATTER, A2A_PH_SHARED,
                                A2A_PH_EXPERTS, A2A_PH_FWD,  A2A_PH_REDUCE};
-  uint64_t cb = cache_bytes();
-  flusher fl = {NULL, 2 * (cb ? cb : 64u << 20)};
-  if (fl.n > (1ull << 30)) fl.n = 1ull << 30;
-  fl.buf = util_xmalloc((size_t)fl.n);
-  for (int k = 0; k < x->R; k++) {
-    a2a_quiet_barrier(x->world);
-    if (k != x->r) continue;
-    for (size_t i = 0; i < sizeof phases / sizeof *phases; i++) {
-      int p = phases[i];
-      if (!x->c->layer && (p == A2A_PH_GATE || p == A2A_PH_SHARED)) continue;
-      if (!x->h && (p == A2A_PH_SCATTER || p == A2A_PH_FWD)) continue;
-      time_phase(x, &fl, p, &cal->phase_us[p], &cal->phase_cpu_us[p]);
-    }
+  for (size_t i = 0; i < sizeof phases / sizeof *phases; i++) {
+    int p = phases[i];
+    if (!x->c->layer && (p == A2A_PH_GATE || p == A2A_PH_SHARED)) continue;
+    if (!x->h && (p == A2A_PH_SCATTER || p == A2A_PH_FWD)) continue;
+    time_phase(x, p, cal->concurrent, &cal->phase_us[p], &cal->phase_cpu_us[p], &cal->phase_cpu_all_us[p]);
   }
-  free(fl.buf);
   uint64_t recv_bytes = (uint64_t)(x->nrecv - x->recv_cnt[x->r]) * x->f.bytes;
   calib_copy(x, cal, recv_bytes > (1u << 16) ? recv_bytes : (1u << 16));
   message_sizes(x, cal->msg_bytes);
@@ -271,15 +272,6 @@ void a2a_calibrate(a2a_ctx *x, a2a_calib *cal, const double *share_before) {
   a2a_calib_shares(x, &a1, &b1);
   /* before the iterations, and before and after the rest of the calibration */
   cal->share_alone = (share_before[0] + a0 + a1) / 3, cal->share_all = (share_before[1] + b0 + b1) / 3;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof set, &set) == 0) {
-    cal->cpus = CPU_COUNT(&set);
-    for (int c = 0; c < 64; c++)
-      if (CPU_ISSET(c, &set)) cal->cpu_mask |= 1ull << c;
-  }
-  long on = sysconf(_SC_NPROCESSORS_ONLN);
-  cal->online_cpus = on > 0 ? (int)on : cal->cpus;
   cal->mpi_yields = mpi_yields();
 }
 #endif

@@ -105,6 +105,10 @@ void a2a_local_phase(a2a_ctx *x, int phase, const bf16_t *shared);
 
 /* ---- run (a2a_run.c) ---- */
 
+/* One iteration on every rank (collective); the phase times land in x->ph. Returns 0, or -1 when a
+ * GEMM failed. */
+int a2a_iteration(a2a_ctx *x);
+
 /* The expert stage on the received rows (layer or stand-in) into a2a_partial_buf(); times it into
  * ph[A2A_PH_EXPERTS]. Returns 0 or -1. */
 int a2a_expert_stage(a2a_ctx *x);

@@ -96,8 +96,7 @@ int a2a_expert_stage(a2a_ctx *x) {
   return rc;
 }
 
-/* One iteration; the phase times land in x->ph. Returns 0 or -1 (a GEMM failed). */
-static int iteration(a2a_ctx *x) {
+int a2a_iteration(a2a_ctx *x) {
   memset(x->ph, 0, sizeof x->ph);
   int rc = 0;
   A2A_MPI(MPI_Barrier(x->world));
@@ -321,7 +320,7 @@ int a2a_run(const a2a_cfg *c, a2a_result *res) {
   double share_before[2] = {0, 0};
   if (c->predict) a2a_calib_shares(&x, &share_before[0], &share_before[1]);
   for (int it = 0; it < c->warmup + c->iters; it++) {
-    fail |= iteration(&x) != 0;
+    fail |= a2a_iteration(&x) != 0;
     if (it >= c->warmup) memcpy(us + (int64_t)(it - c->warmup) * A2A_PH_COUNT, x.ph, sizeof x.ph);
   }
   char why[512] = "";
