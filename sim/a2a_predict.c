@@ -18,7 +18,8 @@
  *             side and oversubscribed ranks share. Other processes on the machine are as many
  *             busy tasks in the pool as the measured shares imply (a busy loop on every rank at
  *             once got share s_r of a core: B = n (P - sum s_r) / sum s_r tasks on the P CPUs).
- *             A rank waiting in MPI busy-polls on its core unless MPI yields (oversubscribed).
+ *             A rank waiting in MPI busy-polls on its core unless MPI yields (oversubscribed); that
+ *             matters where something else could use the core, and is modelled only there.
  *   compute   each rank-local phase (gate, quantize + pack, scatter, shared expert, experts,
  *             forwarder reduce, reduce) is its CPU time measured alone.
  *   messages  OpenMPI's shared-memory transport with a single-copy mechanism (CMA, XPMEM, KNEM)
@@ -45,7 +46,9 @@
 #include "util.h"
 
 #define PM_MAX_SYNCS 64       /* barrier instances per group in one iteration (a few are used) */
-#define PM_SPIN_NS 20000.0    /* CPU a busy-polling rank burns per step of the model */
+#define PM_SPIN_NS 5000.0     /* CPU a busy-polling rank burns per step of the model (the step
+                                 outlives the wait by at most this much: the model's only
+                                 approximation of a spinning rank) */
 #define PM_BG_NS 500000.0     /* CPU another process burns per step of the model */
 
 typedef enum pm_kind { PO_COMPUTE, PO_COPY, PO_SYNC, PO_XCHG } pm_kind;
@@ -312,19 +315,22 @@ static void start_msg(pm *m, int i) {
   pm_rank *s = &m->rk[g->src], *d = &m->rk[g->dst];
   net_hop h[12];
   int nh = 0;
-  /* the receiver's link and core copy it; copy in and out adds the sender's */
-  h[nh++] = (net_hop){m->t->nvl_down[g->dst], 1.0};
-  nh += cpu_hops(m, d, 1, 1.0 / L, h + nh);
+  /* The flow is the copying core's work (CPU-ns: L bytes each), so that cores are shared fairly
+   * in CPU time as the scheduler shares them; the receiver's link carries L bytes per unit, the bus
+   * what the copy puts on it. Copy in and out adds the sender's link and core. */
+  h[nh++] = (net_hop){m->t->nvl_down[g->dst], L};
+  nh += cpu_hops(m, d, 1, 1.0, h + nh);
   d->copying++;
   if (m->copies == 2) {
-    h[nh++] = (net_hop){m->t->nvl_up[g->src], 1.0};
-    nh += cpu_hops(m, s, 1, 1.0 / L, h + nh);
+    h[nh++] = (net_hop){m->t->nvl_up[g->src], L};
+    nh += cpu_hops(m, s, 1, 1.0, h + nh);
     s->copying++;
   }
-  if (d->copy_bus > 0) h[nh++] = (net_hop){m->bus, m->copies * d->copy_bus};
+  if (d->copy_bus > 0) h[nh++] = (net_hop){m->bus, m->copies * d->copy_bus * L};
   pm_ev *e = util_xmalloc(sizeof *e);
   *e = (pm_ev){m, -1, i};
-  net_flow(m->n, g->bytes, h, nh, m->latency, msg_done, e);
+  uint64_t work = (uint64_t)llround((double)g->bytes / L);
+  net_flow(m->n, work ? work : 1, h, nh, m->latency, msg_done, e);
 }
 
 /* A sync instance: group (-1 all ranks, else a node) and instance number. */
@@ -371,11 +377,14 @@ static void advance(pm *m, int r) {
     break;
   }
   case PO_COPY: {
-    nh = cpu_hops(m, k, 1, 1.0 / k->copy_gbyte_s, h);
-    if (k->copy_bus > 0) h[nh++] = (net_hop){m->bus, k->copy_bus};
+    /* a memcpy: CPU-ns of work (copy_gbyte_s bytes each), and its bus demand */
+    double c = k->copy_gbyte_s;
+    uint64_t work = (uint64_t)llround((double)op->bytes / c);
+    nh = cpu_hops(m, k, 1, 1.0, h);
+    if (k->copy_bus > 0) h[nh++] = (net_hop){m->bus, k->copy_bus * c};
     pm_ev *e = util_xmalloc(sizeof *e);
     *e = (pm_ev){m, r, -1};
-    net_flow(m->n, op->bytes, op->bytes ? h : NULL, op->bytes ? nh : 0, 0, op_done, e);
+    net_flow(m->n, work, work ? h : NULL, work ? nh : 0, 0, op_done, e);
     break;
   }
   case PO_SYNC: {
@@ -470,27 +479,27 @@ static double sim_slowest(const pm *m, int p) {
   return v;
 }
 
-static void print_inputs(const pm *m, FILE *out) {
-  const a2a_result *res = m->res;
+static void print_inputs(const a2a_sim *m, const a2a_result *res, FILE *out) {
+  int R = res->ranks;
   const a2a_calib *c0 = &res->rank[0].calib;
   fprintf(out, "\nprediction: the simulator replays this run (same routing, same program) on a topology of this\n"
                "machine built from isolated measurements only:\n");
-  fprintf(out, "  devices    %d ranks on %g CPUs; %s; waiting ranks %s\n", m->R, m->pool_cpus,
+  fprintf(out, "  devices    %d ranks on %g CPUs; %s; waiting ranks %s\n", R, m->pool_cpus,
           m->copies == 1 ? "MPI copies a message once, on the receiver's core"
                          : "MPI copies a message twice (in and out of shared buffers)",
           m->spin ? "busy-poll" : "yield their core");
-  if (m->R > 1)
+  if (R > 1)
     fprintf(out, "  links      an MPI message rank 0 -> 1 alone costs the receiving core %.3f GB/s at %.2f MB (dispatch),\n"
                  "             %.3f GB/s at %.2f MB (combine); latency %.2f us\n",
             m->link_gbyte_s[0], c0->msg_bytes[0] / 1e6, m->link_gbyte_s[1], c0->msg_bytes[1] / 1e6, c0->latency_us);
   fprintf(out, "  memory     memcpy alone %.3f GB/s per CPU-second; %d ranks at once %.3f GB/s each\n",
           c0->copy_gbyte_s, c0->concurrent, c0->copy_all_gbyte_s);
   fprintf(out, "  cores     ");
-  for (int r = 0; r < m->R; r++) {
+  for (int r = 0; r < R; r++) {
     char cpus[128];
     cpus_text(res->rank[r].calib.cpu_mask, res->rank[r].calib.cpus, cpus, sizeof cpus);
     fprintf(out, " rank %d cpu {%s} share %.2f alone, %.2f all busy%s", r, cpus, res->rank[r].calib.share_alone,
-            res->rank[r].calib.share_all, r + 1 < m->R ? ";" : "\n");
+            res->rank[r].calib.share_all, r + 1 < R ? ";" : "\n");
   }
   fprintf(out, "  others     %.2f busy tasks of other processes on these CPUs\n", m->background);
   static const int ph[] = {A2A_PH_GATE, A2A_PH_PACK, A2A_PH_SCATTER, A2A_PH_SHARED, A2A_PH_EXPERTS, A2A_PH_FWD, A2A_PH_REDUCE};
@@ -499,7 +508,7 @@ static void print_inputs(const pm *m, FILE *out) {
   for (size_t i = 0; i < sizeof ph / sizeof *ph; i++)
     if (res->rank[0].calib.phase_us[ph[i]] > 0) fprintf(out, " %26s", a2a_phase_names[ph[i]]);
   fprintf(out, "\n");
-  for (int r = 0; r < m->R; r++) {
+  for (int r = 0; r < R; r++) {
     const a2a_calib *cr = &res->rank[r].calib;
     fprintf(out, "  %6d", r);
     for (size_t i = 0; i < sizeof ph / sizeof *ph; i++) {
@@ -513,8 +522,9 @@ static void print_inputs(const pm *m, FILE *out) {
   }
 }
 
-int a2a_predict(const a2a_cfg *c, const a2a_result *res, FILE *out) {
+int a2a_simulate(const a2a_cfg *c, const a2a_result *res, a2a_sim *out) {
   int R = res->ranks;
+  memset(out, 0, sizeof *out);
   if (!res->rank || res->rank[0].calib.copy_gbyte_s <= 0) {
     fprintf(stderr, "moesim a2a: the run carries no calibration to predict from\n");
     return -1;
@@ -551,7 +561,9 @@ int a2a_predict(const a2a_cfg *c, const a2a_result *res, FILE *out) {
   m.nbg = (int)ceil(m.background - 1e-9);
   m.bg = util_xcalloc((size_t)m.nbg + 1, sizeof *m.bg);
   for (int i = 0; i < m.nbg; i++) m.bg[i] = net_res_add(m.n, fmin(1.0, m.background - i), NET_RES_OTHER, -1);
-  m.spin = !c0->mpi_yields;
+  /* a busy-polling rank matters only where something else could have used its core: other
+   * processes, or more ranks than CPUs (where OpenMPI normally yields anyway) */
+  m.spin = !c0->mpi_yields && (m.nbg > 0 || R > P);
   /* one core-time resource per distinct CPU set smaller than the pool, shared by its ranks */
   uint64_t *masks = util_xcalloc((size_t)R, sizeof *masks);
   uint32_t *sets = util_xcalloc((size_t)R, sizeof *sets);
@@ -586,10 +598,16 @@ int a2a_predict(const a2a_cfg *c, const a2a_result *res, FILE *out) {
     *e = (pm_ev){&m, i, -1};
     net_schedule(m.n, 0, bg_kick, e);
   }
-  /* a model that deadlocked would spin forever: stop far beyond any plausible end */
-  double mn0, md0, mx0;
-  a2a_phase_stats(res, A2A_PH_TOTAL, &mn0, &md0, &mx0);
-  des_run_until(sim, ps_from_us(100.0 * mx0 + 1e6));
+  /* a model that deadlocked would spin forever: stop far beyond any plausible end (all the work
+   * done one thing at a time, a hundred times over) */
+  double bound_us = 1e6;
+  for (int r = 0; r < R; r++) {
+    for (int p = 0; p < A2A_PH_COUNT; p++) bound_us += 100.0 * res->rank[r].calib.phase_cpu_us[p];
+    for (int d = 0; d < R; d++)
+      bound_us += 100.0 * (double)res->rank[r].send_cnt[d] * (double)(res->fmt.bytes + 2 * (uint64_t)c->hidden) /
+                  (1e3 * fmin(m.link_gbyte_s[0], m.link_gbyte_s[1]));
+  }
+  des_run_until(sim, ps_from_us(bound_us));
   int rc = 0;
   for (int r = 0; r < R; r++)
     if (m.rk[r].pc < m.rk[r].nops) {
@@ -597,31 +615,38 @@ int a2a_predict(const a2a_cfg *c, const a2a_result *res, FILE *out) {
               m.rk[r].pc, m.rk[r].nops);
       rc = -1;
     }
-  if (rc == 0) {
-    print_inputs(&m, out);
-    static const struct {
-      int ph, when;
-      const char *label;
-    } rows[] = {{A2A_PH_GATE, 1, "gate"},         {A2A_PH_DISPATCH, 0, "dispatch"},   {A2A_PH_PACK, 0, "  quantize + pack"},
-                {A2A_PH_DXCHG, 0, "  exchange"},   {A2A_PH_SCATTER, 2, "  scatter"},   {A2A_PH_SHARED, 1, "shared expert"},
-                {A2A_PH_EXPERTS, 0, "experts"},    {A2A_PH_COMBINE, 0, "combine"},     {A2A_PH_FWD, 2, "  forwarder reduce"},
-                {A2A_PH_CXCHG, 0, "  exchange"},   {A2A_PH_REDUCE, 0, "  reduce"},     {A2A_PH_TOTAL, 0, "total"}};
-    fprintf(out, "\n  %-22s %14s %14s %9s\n", "phase (slowest rank)", "measured_us", "simulated_us", "error");
-    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
-      if ((rows[i].when == 1 && !c->layer) || (rows[i].when == 2 && c->impl != A2A_HIER)) continue;
-      double mn, md, mx, sv = sim_slowest(&m, rows[i].ph);
-      a2a_phase_stats(res, rows[i].ph, &mn, &md, &mx);
-      fprintf(out, "  %-22s %14.1f %14.1f %8.1f%%\n", rows[i].label, md, sv, md > 0 ? 100.0 * (sv - md) / md : 0.0);
-    }
-    double mn, md, mx, sv = sim_slowest(&m, A2A_PH_TOTAL);
-    a2a_phase_stats(res, A2A_PH_TOTAL, &mn, &md, &mx);
-    fprintf(out, "\n%s: measured %.1f us, simulated %.1f us, error %.1f%%\n",
-            c->layer ? "layer" : "dispatch + experts + combine", md, sv, md > 0 ? 100.0 * (sv - md) / md : 0.0);
-  }
+  for (int p = 0; p < A2A_PH_COUNT; p++) out->phase_us[p] = sim_slowest(&m, p);
+  out->pool_cpus = m.pool_cpus, out->background = m.background, out->spin = m.spin, out->copies = m.copies;
+  out->link_gbyte_s[0] = m.link_gbyte_s[0], out->link_gbyte_s[1] = m.link_gbyte_s[1];
   for (int r = 0; r < R; r++) free(m.rk[r].ops);
   free(m.rk), free(m.msg), free(m.node_arrived), free(m.bg);
   net_free(m.n);
   des_free(sim);
   topo_free(m.t);
   return rc;
+}
+
+int a2a_predict(const a2a_cfg *c, const a2a_result *res, FILE *out) {
+  a2a_sim sm;
+  if (a2a_simulate(c, res, &sm) != 0) return -1;
+  print_inputs(&sm, res, out);
+  static const struct {
+    int ph, when;
+    const char *label;
+  } rows[] = {{A2A_PH_GATE, 1, "gate"},         {A2A_PH_DISPATCH, 0, "dispatch"},   {A2A_PH_PACK, 0, "  quantize + pack"},
+              {A2A_PH_DXCHG, 0, "  exchange"},   {A2A_PH_SCATTER, 2, "  scatter"},   {A2A_PH_SHARED, 1, "shared expert"},
+              {A2A_PH_EXPERTS, 0, "experts"},    {A2A_PH_COMBINE, 0, "combine"},     {A2A_PH_FWD, 2, "  forwarder reduce"},
+              {A2A_PH_CXCHG, 0, "  exchange"},   {A2A_PH_REDUCE, 0, "  reduce"},     {A2A_PH_TOTAL, 0, "total"}};
+  fprintf(out, "\n  %-22s %14s %14s %9s\n", "phase (slowest rank)", "measured_us", "simulated_us", "error");
+  for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+    if ((rows[i].when == 1 && !c->layer) || (rows[i].when == 2 && c->impl != A2A_HIER)) continue;
+    double mn, md, mx, sv = sm.phase_us[rows[i].ph];
+    a2a_phase_stats(res, rows[i].ph, &mn, &md, &mx);
+    fprintf(out, "  %-22s %14.1f %14.1f %8.1f%%\n", rows[i].label, md, sv, md > 0 ? 100.0 * (sv - md) / md : 0.0);
+  }
+  double mn, md, mx, sv = sm.phase_us[A2A_PH_TOTAL];
+  a2a_phase_stats(res, A2A_PH_TOTAL, &mn, &md, &mx);
+  fprintf(out, "\n%s: measured %.1f us, simulated %.1f us, error %.1f%%\n",
+          c->layer ? "layer" : "dispatch + experts + combine", md, sv, md > 0 ? 100.0 * (sv - md) / md : 0.0);
+  return 0;
 }
