@@ -19,7 +19,8 @@
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: mpirun --allow-run-as-root --oversubscribe -np N build/moesim a2a [options]\n"
+          "usage: moesim a2a [options]                        (one rank)\n"
+          "       mpirun --allow-run-as-root --oversubscribe -np N build/moesim a2a [options]\n"
           "\n"
           "Runs DeepSeek-V3's expert-parallel all-to-all for real on N MPI ranks (processes): each rank\n"
           "holds --tokens tokens of width --hidden and a contiguous block of the --experts routed experts\n"
