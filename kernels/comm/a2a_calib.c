@@ -60,9 +60,9 @@ static void run_phase(a2a_ctx *x, int phase) {
  * every rank, then each rank in turn runs the phase alone (wall and CPU time) while the others
  * sleep; then another iteration and ranks [0, k) run it at once (CPU time). Medians into *wall,
  * *cpu, *cpu_all. */
-static void time_phase(a2a_ctx *x, int phase, int k, double *wall, double *cpu, double *cpu_all) {
+static void time_phase(a2a_ctx *x, int phase, int k, int reps, double *wall, double *cpu, double *cpu_all) {
   double t[CAL_REPS], c[CAL_REPS], a[CAL_REPS];
-  for (int i = 0; i < CAL_REPS; i++) {
+  for (int i = 0; i < reps; i++) {
     (void)a2a_iteration(x);
     for (int q = 0; q < x->R; q++) {
       a2a_quiet_barrier(x->world);
@@ -79,8 +79,8 @@ static void time_phase(a2a_ctx *x, int phase, int k, double *wall, double *cpu, 
     run_phase(x, phase);
     a[i] = cpu_us() - c0;
   }
-  *wall = hn_median(t, CAL_REPS), *cpu = hn_median(c, CAL_REPS);
-  *cpu_all = x->r < k ? hn_median(a, CAL_REPS) : 0;
+  *wall = hn_median(t, reps), *cpu = hn_median(c, reps);
+  *cpu_all = x->r < k ? hn_median(a, reps) : 0;
 }
 
 static void calib_copy(a2a_ctx *x, a2a_calib *cal, uint64_t bytes) {
@@ -255,11 +255,15 @@ void a2a_calibrate(a2a_ctx *x, a2a_calib *cal, const double *share_before) {
   a2a_calib_shares(x, &a0, &b0);
   static const int phases[] = {A2A_PH_GATE,    A2A_PH_PACK, A2A_PH_SCATTER, A2A_PH_SHARED,
                                A2A_PH_EXPERTS, A2A_PH_FWD,  A2A_PH_REDUCE};
+  /* two iterations per repetition and phase: fewer repetitions when iterations are long */
+  double it_us = x->ph[A2A_PH_TOTAL], slow = 0;
+  A2A_MPI(MPI_Allreduce(&it_us, &slow, 1, MPI_DOUBLE, MPI_MAX, x->world));
+  int reps = slow > 2e5 ? 3 : CAL_REPS;
   for (size_t i = 0; i < sizeof phases / sizeof *phases; i++) {
     int p = phases[i];
     if (!x->c->layer && (p == A2A_PH_GATE || p == A2A_PH_SHARED)) continue;
     if (!x->h && (p == A2A_PH_SCATTER || p == A2A_PH_FWD)) continue;
-    time_phase(x, p, cal->concurrent, &cal->phase_us[p], &cal->phase_cpu_us[p], &cal->phase_cpu_all_us[p]);
+    time_phase(x, p, cal->concurrent, reps, &cal->phase_us[p], &cal->phase_cpu_us[p], &cal->phase_cpu_all_us[p]);
   }
   uint64_t recv_bytes = (uint64_t)(x->nrecv - x->recv_cnt[x->r]) * x->f.bytes;
   calib_copy(x, cal, recv_bytes > (1u << 16) ? recv_bytes : (1u << 16));

@@ -29,8 +29,7 @@ typedef struct a2a_hier {
   int64_t *C;             /* [R x N] tokens rank r sends to node m (all ranks' node_cnt) */
   int64_t *S;             /* [N x N] tokens node n sends to node m */
   int64_t *roff;          /* [N + 1] rows of the receive region from each source node */
-  int64_t *rjoff;         /* [nsize of each source node...] flattened: row of (source rank r) in
-                             the receive region: rjoff[r] for ranks r sending to this node */
+  int64_t *rjoff;         /* [R] first row of source rank r's rows in the receive region */
   int64_t *soff;          /* [N + 1] rows of the send region to each destination node (own node 0) */
   int64_t *sjoff;         /* [N] row of this rank's rows inside the send region to node m (own
                              node: inside the receive region) */
