@@ -126,6 +126,22 @@ int compute_load_table(compute_ctx *c, const char *path) {
 
 size_t compute_rows(const compute_ctx *c) { return c->n_rows; }
 
+size_t compute_rows_without_peak(const compute_ctx *c, char *buf, size_t len) {
+  size_t n = 0, used = 0;
+  if (len) buf[0] = '\0';
+  for (size_t i = 0; i < c->n_rows; i++) {
+    const kt_row *r = &c->rows[i];
+    if (compute_peak(c, r->device, r->dtype) > 0) continue;
+    n++;
+    int seen = 0; /* list each device/dtype once */
+    for (size_t j = 0; j < i && !seen; j++)
+      seen = compute_peak(c, c->rows[j].device, c->rows[j].dtype) <= 0 && strcmp(c->rows[j].device, r->device) == 0 &&
+             strcmp(c->rows[j].dtype, r->dtype) == 0;
+    if (!seen && used < len) used += (size_t)snprintf(buf + used, len - used, "%s%s/%s", used ? ", " : "", r->device, r->dtype);
+  }
+  return n;
+}
+
 void compute_op_from_model(const model_op *mo, compute_op *out) {
   memset(out, 0, sizeof *out);
   switch (mo->cls) {

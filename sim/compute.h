@@ -99,6 +99,9 @@ void compute_set_peak(compute_ctx *c, const char *device, const char *dtype, dou
 double compute_peak(const compute_ctx *c, const char *device, const char *dtype);
 /* Rows held. */
 size_t compute_rows(const compute_ctx *c);
+/* Rows that can never teach an efficiency (their device has no known peak for their dtype);
+ * writes "device/dtype" names of those pairs, comma-separated, to buf. */
+size_t compute_rows_without_peak(const compute_ctx *c, char *buf, size_t len);
 
 /* Costs op on the target. Always succeeds (the roofline is the last resort); returns the cost's
  * seconds. `out` may be NULL. */

@@ -4,10 +4,14 @@
 extern const exp_kind exp_kind_moe_layer;
 extern const exp_kind exp_kind_collective;
 extern const exp_kind exp_kind_train;
+extern const exp_kind exp_kind_prefill, exp_kind_decode, exp_kind_ep_low_latency;
 
 const exp_kind *const exp_kinds[] = {
     &exp_kind_moe_layer,
     &exp_kind_collective,
     &exp_kind_train,
+    &exp_kind_prefill,
+    &exp_kind_decode,
+    &exp_kind_ep_low_latency,
     NULL,
 };

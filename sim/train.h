@@ -31,14 +31,17 @@
  * before each forward and backward and reduce-scatters its gradients after each backward, each
  * prefetched behind the op's compute. The step ends when the last rank is done.
  *
- * EP all-to-all and load imbalance come from real routing: DeepSeek-V3's gate (group-limited
- * top-k, groups = the EP group's nodes, so each token reaches at most groups_per_token nodes) over
+ * EP all-to-all and load imbalance come from real routing: DeepSeek-V3's gate (top-k limited to
+ * the model's groups_per_token expert groups; experts sit on EP ranks in order, so with V3's EP64
+ * over 8 nodes a group is a node and a token reaches at most 4 nodes) over
  * the seeded synthetic affinities of kernels/gate.h, skewed by a Zipf popularity, optionally
  * balanced by the auxiliary-loss-free bias (iterated to convergence on a calibration batch, then
  * applied to fresh tokens), or a recorded routing trace. Each routing sample is simulated once
  * on the network (dispatch, combine and their backward twins on one EP group: every EP group of
- * the cluster sits on the same number of whole nodes under one set of leaves, so they are
- * isomorphic) and reused by the MoE layers it stands for (layer l uses sample l % samples). The
+ * the cluster that starts at the same GPU index within its node spans alike nodes, and is taken as
+ * alike — exact when every group's nodes share their leaves, as V3's 8-node groups do on its
+ * rail-optimised fat-tree; groups aligned differently are simulated each and the slowest counts)
+ * and reused by the MoE layers it stands for (layer l uses sample l % samples). The
  * expert MLP of a layer takes as long as its slowest GPU: each GPU's grouped GEMMs get the rows its
  * experts received (padded per expert to 128, DeepGEMM's contiguous layout).
  *

@@ -40,9 +40,10 @@ sim_ps tr_coll_time(tr_sim *s, int kind, const int *gpus, int n, double bytes) {
 
 /* ---------------------------------------------------------------- EP */
 
-static sim_ps ep_time(tr_sim *s, const ep_routing *r, int combine, int fp8, int *code) {
+/* One all-to-all of the EP group whose first GPU is base: its end minus its start. */
+static sim_ps ep_time(tr_sim *s, const ep_routing *r, int base, int combine, int fp8, int *code) {
   coll_ep_cfg c = {.hidden = s->model.hidden, .dispatch_fp8 = fp8, .sms = s->plan.comm_sms,
-                   .kernel = s->cfg->ep_kernel, .gpus = NULL, .base_gpu = 0};
+                   .kernel = s->cfg->ep_kernel, .gpus = NULL, .base_gpu = base};
   coll_ep_result res;
   if (coll_ep_run(s->cfg->topo, s->cfg->net_seed, &c, r, combine, &res) != 0) {
     *code = tr_fail(s, 2, "the EP all-to-all of %d ranks cannot run on cluster %s (message above)", r->ranks,
@@ -52,6 +53,41 @@ static sim_ps ep_time(tr_sim *s, const ep_routing *r, int combine, int fp8, int 
   sim_ps t = res.end - res.start;
   coll_ep_result_free(&res);
   return t;
+}
+
+/* The first GPU of one EP group per distinct alignment inside the nodes (first GPU mod
+ * gpus_per_node): groups aligned alike span alike nodes and are simulated once. Returns how
+ * many, into bases[] (room for gpus_per_node). */
+static int ep_group_bases(const tr_sim *s, int *bases) {
+  int n = 0, gpn = s->cfg->topo->gpus_per_node, per_rank = s->plan.dp * s->plan.tp / s->plan.ep;
+  for (int r = 0; r < s->plan.pp; r++)
+    for (int j = 0; j < per_rank; j++) {
+      int g0 = tr_gpu(s, r, 0, 0) + j * s->plan.ep, seen = 0;
+      for (int i = 0; i < n && !seen; i++) seen = bases[i] % gpn == g0 % gpn;
+      if (!seen) bases[n++] = g0;
+    }
+  return n;
+}
+
+/* The four all-to-alls of sample r: the slowest over the distinct group alignments (each DP
+ * replica waits for its own groups; the step for the slowest replica). */
+static int ep_times(tr_sim *s, const ep_routing *r, tr_ep *x) {
+  int *bases = util_xmalloc((size_t)s->cfg->topo->gpus_per_node * sizeof *bases), nb = ep_group_bases(s, bases);
+  int code = 0;
+  for (int i = 0; i < nb && code == 0; i++) {
+    sim_ps t[3];
+    t[0] = ep_time(s, r, bases[i], 0, s->cfg->dispatch_fp8, &code);
+    /* backward: the combine's gradient travels the dispatch path (BF16), the dispatch's gradient
+     * the combine path (BF16, reduced) */
+    t[1] = code ? 0 : ep_time(s, r, bases[i], 1, 0, &code);
+    t[2] = code ? 0 : ep_time(s, r, bases[i], 0, 0, &code);
+    if (code) break;
+    if (t[0] > x->disp_f) x->disp_f = t[0];
+    if (t[1] > x->comb_f) x->comb_f = x->disp_b = t[1];
+    if (t[2] > x->comb_b) x->comb_b = t[2];
+  }
+  free(bases);
+  return code;
 }
 
 int tr_cost_ep(tr_sim *s) {
@@ -68,17 +104,9 @@ int tr_cost_ep(tr_sim *s) {
     ep_routing *r = tr_routing(s, k, &code);
     if (!r) return code;
     tr_ep *x = &s->ep[k];
-    if (ep > 1) {
-      x->disp_f = ep_time(s, r, 0, s->cfg->dispatch_fp8, &code);
-      x->comb_f = x->disp_f == SIM_PS_MAX ? SIM_PS_MAX : ep_time(s, r, 1, 0, &code);
-      /* backward: the combine's gradient travels the dispatch path (BF16), the dispatch's
-       * gradient the combine path (BF16, reduced) */
-      x->comb_b = x->comb_f == SIM_PS_MAX ? SIM_PS_MAX : ep_time(s, r, 0, 0, &code);
-      x->disp_b = x->comb_f;
-      if (x->comb_b == SIM_PS_MAX) {
-        ep_routing_free(r);
-        return code;
-      }
+    if (ep > 1 && (code = ep_times(s, r, x)) != 0) {
+      ep_routing_free(r);
+      return code;
     }
     /* rows per GPU: the load of its experts, actual and padded to the GEMM block */
     int64_t *load = util_xcalloc((size_t)e->routed_experts, sizeof *load);

@@ -95,7 +95,7 @@ static const cfg_key tx_keys[] = {
     {.name = "parallel", .type = CFG_STRUCT, .offset = 0, .sub = parallel_keys, .flags = CFG_REQUIRED,
      .doc = "the parallel plan"},
     {.name = "schedule", .type = CFG_ENUM, .offset = PL(schedule), .choices = sched_names,
-     .doc = "pipeline schedule: 1f1b | interleaved | zb1p | dualpipe | dualpipev"},
+     .doc = "pipeline schedule"},
     {.name = "comm_sms", .type = CFG_INT32, .offset = PL(comm_sms), .flags = CFG_NONNEG,
      .doc = "SMs communication kernels hold (0: offloaded to a co-processor: no SMs, copy rate not SM-bound)"},
     {.name = "overlap", .type = CFG_BOOL, .offset = PL(overlap),
@@ -108,7 +108,7 @@ static const cfg_key tx_keys[] = {
      .doc = "kernel-table CSVs (measured or published rows) the compute costs come from"},
     {.name = "routing", .type = CFG_STRUCT, .offset = 0, .sub = routing_keys, .doc = "expert routing"},
     {.name = "ep_kernel", .type = CFG_ENUM, .offset = offsetof(tx_spec, ep_kernel), .choices = ep_kernels,
-     .doc = "EP all-to-all kernel: auto (intranode in one domain, else DeepEP two-hop) | intranode | two_hop | direct"},
+     .doc = "EP all-to-all kernel (auto: intranode inside one domain, else DeepEP two-hop)"},
     {.name = "price_usd_per_gpu_hour", .type = CFG_DOUBLE, .offset = offsetof(tx_spec, price), .flags = CFG_NONNEG,
      .doc = "rental price, USD per GPU-hour (0 or absent: the GPU's catalogue rent)"},
     {.name = "net_seed", .type = CFG_UINT, .offset = offsetof(tx_spec, net_seed), .doc = "ECMP route seed"},
@@ -134,6 +134,23 @@ static const cfg_node *include_node(cfg_ctx *ctx, const char *exp_path, const ch
   free(dir);
   free(path);
   return inc ? inc : n;
+}
+
+/* The key a plan error is about (by the words it uses), for its path:line:col. */
+static const cfg_node *plan_node(cfg_ctx *ctx, const char *exp_path, const char *msg) {
+  static const struct { const char *word, *key; } keys[] = {
+      {"routing trace", "routing"}, {"schedule", "schedule"}, {"comm_sms", "comm_sms"}, {"tp (", "parallel"},
+      {"EP all-to-all", "cluster"}, {"cluster", "cluster"}};
+  const cfg_node *root = cfg_load_file(ctx, exp_path);
+  const char *key = "parallel";
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+    if (strstr(msg, keys[i].word)) {
+      key = keys[i].key;
+      break;
+    }
+  const cfg_node *n = root ? cfg_node_get(root, key) : NULL;
+  if (!n && root) n = cfg_node_get(root, "parallel");
+  return n ? n : root;
 }
 
 static void fill_row(res_row *row, const tx_spec *s, const topo *t, const train_result *r) {
@@ -254,6 +271,13 @@ static int tx_run(const exp_run *run, void *p, res_row *row) {
       fprintf(stderr, "%s: error: cannot load kernel table %s\n", run->exp_path, s->kernel_tables[i]);
       rc = UTIL_EXIT_USAGE;
     }
+  char nopeak[256];
+  size_t unusable = compute_rows_without_peak(cc, nopeak, sizeof nopeak);
+  if (rc == 0 && unusable && run->summary)
+    fprintf(run->summary,
+            "note      %zu kernel-table rows are not used: no peak is known for %s (add a row with kernel 'peak' "
+            "and tflops = that device's measured peak, e.g. from kernels/peak.h)\n",
+            unusable, nopeak);
   util_buf trace = {0};
   if (run->trace) util_buf_printf(&trace, "%s/trace.json", run->out_dir);
   train_cfg cfg = {.model = &s->model, .topo = t, .compute = cc, .plan = s->plan, .routing = s->routing,
@@ -263,7 +287,8 @@ static int tx_run(const exp_run *run, void *p, res_row *row) {
   train_result r;
   if (rc == 0) {
     rc = train_run(&cfg, &r, err, sizeof err);
-    if (rc) fprintf(stderr, "%s: error: %s\n", run->exp_path, err);
+    if (rc == UTIL_EXIT_USAGE) cfg_error(ctx, plan_node(ctx, run->exp_path, err), "%s", err);
+    else if (rc) fprintf(stderr, "%s: error: %s\n", run->exp_path, err);
   }
   if (rc == 0) {
     fill_row(row, s, t, &r);

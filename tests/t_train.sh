@@ -73,7 +73,7 @@ check "override changes step" '! cmp -s "$T/a/results.csv" "$T/c/results.csv"'
 
 err=$("$M" run "$T/tiny.yaml" --out "$T/d" -q --set cluster.gpu.hbm_gib=0.01 2>&1 >/dev/null); rc=$?
 check "hbm exit 2" '[ $rc -eq 2 ]'
-check "hbm message" 'printf "%s\n" "$err" | grep -q "does not fit in HBM"'
+check "hbm message" 'printf "%s\n" "$err" | grep -q "tiny.yaml:[0-9]*:[0-9]*: error: the plan does not fit in HBM"'
 check "hbm nothing written" '[ ! -e "$T/d/results.csv" ]'
 err=$("$M" run "$T/tiny.yaml" --out "$T/e" -q --set parallel.ep=3 2>&1 >/dev/null); rc=$?
 check "bad ep exit 2" '[ $rc -eq 2 ]'

@@ -102,6 +102,9 @@ static void test_candidate_order(void) {
   compute_op_cost(c, &o, &cc);
   T_CHECK(strstr(cc.from, "h800 gemm") != NULL);
   T_NEAR(cc.efficiency, 206.0 / 1979, 1e-12);
+  char buf[64];
+  T_EQ_INT(compute_rows_without_peak(c, buf, sizeof buf), 1); /* the target's attention row has a peak */
+  T_EQ_STR(buf, "mystery/fp8_e4m3");
   compute_op a = {.cls = COMPUTE_ATTN, .dtype = "bf16", .groups = 128, .flops = 1e12, .bytes = 1e6};
   double t = compute_op_cost(c, &a, &cc);
   T_EQ_INT(cc.src, COMPUTE_SRC_PROJECTED);

@@ -467,6 +467,72 @@ static void test_bias_balancing(void) {
   T_CHECKF(imb[1] < 1.1 && imb[1] < imb[0], "balanced %.3f vs raw %.3f", imb[1], imb[0]);
 }
 
+/* TP 2: each GPU carries half the tokens' work and pays an all-reduce per attention (TP stays
+ * inside the node); a TP that does not divide the node is refused. */
+static void test_tensor_parallel(void) {
+  sim_ps attn[2] = {0, 0}, tp_f = 0;
+  double tokens[2] = {0, 0};
+  for (int t = 1; t <= 2; t++) {
+    tiny x;
+    tiny_init(&x, SCHED_1F1B, 4, 0, 80);
+    x.cfg.plan.tp = t; /* dp = 4 / (2 x t) */
+    char err[256];
+    tr_sim s;
+    int rc = tr_sim_build(&s, &x.cfg, err, sizeof err);
+    T_CHECKF(rc == 0, "tp %d: %s", t, err);
+    if (rc == 0) {
+      attn[t - 1] = s.units[1].attn_f;
+      tokens[t - 1] = s.tokens;
+      if (t == 2) tp_f = s.units[1].tp_f;
+      T_EQ_INT(s.plan.dp, 2 / t);
+    }
+    tr_sim_free(&s);
+    tiny_free(&x);
+  }
+  T_NEAR(tokens[1], tokens[0] / 2, 0);
+  T_CHECK(attn[1] < attn[0]);
+  T_CHECK(tp_f > 0);
+  tiny x;
+  tiny_init(&x, SCHED_1F1B, 4, 0, 80);
+  x.cfg.plan.tp = 3;
+  char err[256];
+  train_result r;
+  T_EQ_INT(train_run(&x.cfg, &r, err, sizeof err), 2);
+  T_CHECKF(strstr(err, "tp (3) must divide") != NULL, "%s", err);
+  tiny_free(&x);
+}
+
+/* Full recomputation keeps only layer inputs (hidden x 2 bytes per token per layer) and runs the
+ * forward again inside the backward. */
+static void test_recompute_full(void) {
+  double act[2] = {0, 0};
+  sim_ps b[2] = {0, 0}, f[2] = {0, 0};
+  for (int full = 0; full <= 1; full++) {
+    tiny x;
+    tiny_init(&x, SCHED_1F1B, 4, 0, 80);
+    x.cfg.plan.recompute_full = full;
+    char err[256];
+    tr_sim s;
+    int rc = tr_sim_build(&s, &x.cfg, err, sizeof err);
+    T_CHECKF(rc == 0, "%s", err);
+    if (rc == 0) {
+      const tr_unit *u = &s.units[1]; /* an MoE layer */
+      act[full] = s.parts[1].act_bytes;
+      b[full] = u->attn_b + u->mlp_b + u->comb_b + u->disp_b;
+      f[full] = u->attn_f + u->mlp_f + u->disp_f + u->comb_f;
+      if (full) {
+        /* stage 1 = the second MoE layer and the head: two layer inputs per token */
+        T_EQ_INT(s.parts[1].n, 2);
+        T_NEAR(act[1], 2 * 256 * 2 * s.tokens, 1e-6);
+      }
+    }
+    tr_sim_free(&s);
+    tiny_free(&x);
+  }
+  T_CHECK(act[1] < act[0]);
+  T_EQ_INT(b[1], b[0] + f[0]);
+}
+
 /* The routing cache: a second run reads the file and gives the same step; a file that no longer
  * matches the generator (here: edited) fails the spot check and is replaced, same step again. */
 static void test_routing_cache(void) {
@@ -531,6 +597,8 @@ int main(void) {
   T_RUN(test_fb_chain);
   T_RUN(test_schedule_ordering);
   T_RUN(test_bias_balancing);
+  T_RUN(test_tensor_parallel);
+  T_RUN(test_recompute_full);
   T_RUN(test_routing_cache);
   return t_done();
 }
