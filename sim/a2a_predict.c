@@ -484,10 +484,11 @@ static void print_inputs(const a2a_sim *m, const a2a_result *res, FILE *out) {
   const a2a_calib *c0 = &res->rank[0].calib;
   fprintf(out, "\nprediction: the simulator replays this run (same routing, same program) on a topology of this\n"
                "machine built from isolated measurements only:\n");
-  fprintf(out, "  devices    %d ranks on %g CPUs; %s; waiting ranks %s\n", R, m->pool_cpus,
+  fprintf(out, "  devices    %d ranks on %g CPUs; %s; MPI %s while it waits%s\n", R, m->pool_cpus,
           m->copies == 1 ? "MPI copies a message once, on the receiver's core"
                          : "MPI copies a message twice (in and out of shared buffers)",
-          m->spin ? "busy-poll" : "yield their core");
+          res->rank[0].calib.mpi_yields ? "yields the core" : "busy-polls",
+          m->spin ? " (modelled: others could use the core)" : "");
   if (R > 1)
     fprintf(out, "  links      an MPI message rank 0 -> 1 alone costs the receiving core %.3f GB/s at %.2f MB (dispatch),\n"
                  "             %.3f GB/s at %.2f MB (combine); latency %.2f us\n",
