@@ -32,7 +32,8 @@
  * The flat implementations post every message of an exchange at once (MPI_Alltoallv's linear and
  * pairwise algorithms for these sizes, and the Isend/Irecv path); hier follows its node program:
  * pack, node barrier, one message per node pair between the ranks the pair maps to, node barrier,
- * scatter, ... forwarder reduce, the messages back, node barrier, reduce. */
+ * scatter, ..., node barrier, the node's ranks' slices of the forwarder reduce, node barrier, the
+ * messages back, node barrier, reduce. */
 #include "a2a_predict.h"
 
 #include <assert.h>
@@ -190,6 +191,7 @@ static void build_programs(pm *m) {
     if (hier) {
       push(k, &cap, sync_node(A2A_PH_FWD, node));
       push(k, &cap, compute(cr, A2A_PH_FWD));
+      push(k, &cap, sync_node(A2A_PH_CXCHG, node));
       push(k, &cap, xchg(A2A_PH_CXCHG, 1));
       push(k, &cap, sync_node(A2A_PH_CXCHG, node));
     } else {

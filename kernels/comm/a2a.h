@@ -27,8 +27,8 @@
  *   hier       node-level: the ranks of a node pack their rows for node m into one MPI-3 shared-memory
  *              window (once per (token, node)); one rank per node pair sends it as one message; on
  *              arrival the node's ranks copy out the rows holding their experts. Combine runs it
- *              backwards, the receiving rank reducing its node's partial rows for each token before
- *              the one message back (DeepEP's IB -> NVLink forwarding, on CPUs).
+ *              backwards: the node's ranks reduce their partial rows per (token, node), each a slice
+ *              of the rows, before the one message back (DeepEP's IB -> NVLink forwarding, on CPUs).
  *
  * The pure pieces (ownership, routing layout, row format, hashes, the stand-in expert) are below
  * and need no MPI; a2a_run() needs MPI (MOESIM_MPI). */

@@ -380,7 +380,7 @@ bf16_t *a2a_partial_buf(a2a_ctx *x) {
 
 typedef struct fwd_job {
   a2a_ctx *x;
-  int m;       /* source node whose rows are reduced */
+  int64_t i0, i1; /* rows of the node's receive region this rank reduces */
 } fwd_job;
 
 static void fwd_worker(void *arg, int tid, int nt) {
@@ -388,12 +388,12 @@ static void fwd_worker(void *arg, int tid, int nt) {
   a2a_ctx *x = j->x;
   a2a_hier *h = x->h;
   int64_t H = x->H, i0, i1;
-  split(h->roff[j->m + 1] - h->roff[j->m], tid, nt, &i0, &i1);
+  split(j->i1 - j->i0, tid, nt, &i0, &i1);
   const int64_t *map = (const int64_t *)hregion(x, h->o_map);
   const bf16_t *part = (const bf16_t *)hregion(x, h->o_part);
   bf16_t *red = (bf16_t *)hregion(x, h->o_red);
   float *acc = util_xmalloc((size_t)H * sizeof *acc);
-  for (int64_t i = h->roff[j->m] + i0; i < h->roff[j->m] + i1; i++) {
+  for (int64_t i = j->i0 + i0; i < j->i0 + i1; i++) {
     for (int64_t e = 0; e < H; e++) acc[e] = 0.0f;
     for (int q = 0; q < x->nsize; q++) {
       int64_t p = map[(int64_t)q * h->rrows + i];
@@ -404,6 +404,15 @@ static void fwd_worker(void *arg, int tid, int nt) {
     for (int64_t e = 0; e < H; e++) red[i * H + e] = f32_to_bf16(acc[e]);
   }
   free(acc);
+}
+
+/* This rank's share of the node's forwarder reduction: an even slice of the rows of the receive
+ * region (every source node's), reduced over the node's ranks into the region the messages back
+ * leave from; the node's ranks together reduce every row. */
+static void forward_reduce(a2a_ctx *x) {
+  int64_t n = x->h->rrows;
+  fwd_job j = {x, n * x->nr / x->nsize, n * (x->nr + 1) / x->nsize};
+  pool_run(x->tp, fwd_worker, &j);
 }
 
 void a2a_combine(a2a_ctx *x, const bf16_t *shared) {
@@ -417,13 +426,9 @@ void a2a_combine(a2a_ctx *x, const bf16_t *shared) {
     pairwise(x, x->partial, x->co_cnt, x->co_off, x->cret, x->ci_cnt, x->ci_off, x->crowt, 2 * (uint64_t)x->H, 2);
   } else {
     node_sync(x);
-    /* reduce the node's partial rows of every source node this rank forwards for */
-    for (int m = 0; m < x->N; m++) {
-      if (peer_of(x, x->n, m) != x->r) continue;
-      fwd_job j = {x, m};
-      pool_run(x->tp, fwd_worker, &j);
-    }
+    forward_reduce(x);
     t1 = a2a_now_us();
+    node_sync(x);
     hier_exchange(x, 1);
     node_sync(x);
   }
@@ -442,11 +447,7 @@ void a2a_local_phase(a2a_ctx *x, int phase, const bf16_t *shared) {
   } else if (phase == A2A_PH_SCATTER && x->h) {
     hier_scatter(x);
   } else if (phase == A2A_PH_FWD && x->h) {
-    for (int m = 0; m < x->N; m++) {
-      if (peer_of(x, x->n, m) != x->r) continue;
-      fwd_job j = {x, m};
-      pool_run(x->tp, fwd_worker, &j);
-    }
+    forward_reduce(x);
   } else if (phase == A2A_PH_REDUCE) {
     reduce_job rj = {x, shared};
     pool_run(x->tp, reduce_worker, &rj);
