@@ -6,12 +6,8 @@
 # gain exactly nothing, all together is at least as good as the best one alone, the table is
 # printed and the figure drawn; reruns resume and reproduce the bytes, --jobs does not change them;
 # input errors exit 2 at their position. Prints "N passed, N failed, N skipped".
-M=${MOESIM:-build/moesim}
-pass=0; fail=0
-check() { if eval "$2"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "t_whatif.sh: FAIL: $1" >&2; fi; }
-T=$(mktemp -d /tmp/moesim_t_whatif.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-export MOESIM_CACHE="$T/cache"
+. tests/lib.sh
+export MOESIM_CACHE="$T/cache"   # the routing cache stays inside the test's directory
 CAT=$(cd topologies && pwd)/hardware.yaml
 PROMO=$(cd topologies/measured && pwd)/fp8-promotion-cpu.csv
 
@@ -164,5 +160,4 @@ help=$("$M" run --help); rc=$?
 check "help lists whatif" 'printf "%s\n" "$help" | grep -q "kind: whatif"'
 check "help documents hw_features" 'printf "%s\n" "$help" | grep -q "transposed_gemm"'
 
-echo "$pass passed, $fail failed, 0 skipped"
-[ "$fail" -eq 0 ]
+finish
