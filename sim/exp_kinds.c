@@ -5,6 +5,7 @@ extern const exp_kind exp_kind_moe_layer;
 extern const exp_kind exp_kind_collective;
 extern const exp_kind exp_kind_train;
 extern const exp_kind exp_kind_prefill, exp_kind_decode, exp_kind_ep_low_latency;
+extern const exp_kind exp_kind_whatif;
 
 const exp_kind *const exp_kinds[] = {
     &exp_kind_moe_layer,
@@ -13,5 +14,6 @@ const exp_kind *const exp_kinds[] = {
     &exp_kind_prefill,
     &exp_kind_decode,
     &exp_kind_ep_low_latency,
+    &exp_kind_whatif,
     NULL,
 };

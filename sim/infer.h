@@ -55,6 +55,7 @@
 #include "exp.h"
 #include "model.h"
 #include "topo.h"
+#include "whatif.h"
 
 typedef enum infer_phase { INFER_PREFILL, INFER_DECODE } infer_phase;
 
@@ -136,6 +137,7 @@ typedef struct infer_spec {
                                     max-min fair per-rank flows (0) */
   char **kernel_tables;          /* kernel-table CSVs the op costs come from (sim/compute.h) */
   size_t n_kernel_tables;
+  whatif_hw hw;                  /* hw_features: the hardware suggestions' mechanisms (whatif.h) */
 } infer_spec;
 
 extern const cfg_key infer_prefill_keys[], infer_decode_keys[];

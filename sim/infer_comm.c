@@ -82,8 +82,12 @@ int ia_low_latency(topo *t, const int *gpus, int G, const double *copies, double
       if (b == s || c <= 0) continue;
       double w = c * msg_bytes / P, w_nic = (c * (msg_bytes + wqe_bytes) + atomics_per_peer * wqe_bytes) / P;
       int relay, same = topo_same_domain(t, gpus[s], gpus[b]);
-      net_send_opts o = {.path = same && nvlink ? NET_PATH_AUTO : NET_PATH_DIRECT, .key = (uint64_t)s * 65599u + (uint64_t)b};
+      net_send_opts o = {.path = same && !nvlink ? NET_PATH_DIRECT : NET_PATH_AUTO, .key = (uint64_t)s * 65599u + (uint64_t)b};
       int k = net_route(n, gpus[s], gpus[b], &o, route, &relay);
+      if (k < 0 && same) { /* no plane joins them (a multi-plane fabric): NVLink */
+        o.path = NET_PATH_AUTO;
+        k = net_route(n, gpus[s], gpus[b], &o, route, &relay);
+      }
       if (k < 0) {
         fprintf(stderr, "moesim: error: no route between GPUs %d and %d for the low-latency all-to-all\n", gpus[s],
                 gpus[b]);
@@ -139,9 +143,11 @@ int ia_low_latency(topo *t, const int *gpus, int G, const double *copies, double
 }
 
 int ia_normal(topo *t, const int *gpus, const ep_routing *r, int hidden, int sms, int combine, uint64_t seed,
-              ia_result *out) {
+              const whatif_hw *hw, ia_result *out) {
   memset(out, 0, sizeof *out);
-  coll_ep_cfg cfg = {.hidden = hidden, .dispatch_fp8 = 1, .sms = sms, .kernel = COLL_EP_AUTO, .gpus = gpus};
+  coll_ep_cfg cfg = {.hidden = hidden, .dispatch_fp8 = 1, .sms = sms, .kernel = COLL_EP_AUTO, .gpus = gpus,
+                     .fmt = {hw->ep_fmt[0], hw->ep_fmt[1]}, .codec_sm_factor = hw->logfmt_codec_sm_factor,
+                     .hw_forward = hw->unified_network};
   coll_ep_result res;
   if (coll_ep_run(t, seed, &cfg, r, combine, &res) != 0) return -1;
   double sum = 0;
@@ -206,14 +212,18 @@ int ia_route_pass(infer_setup *s, int p, const double *tok, uint64_t salt, ia_mo
   ia_result rd, rcb;
   if (s->ll) {
     double h = s->m->hidden;
-    double disp_bytes = h + h / 128 * 4 + 16, comb_bytes = 2 * h; /* DeepEP's low-latency messages */
+    /* DeepEP's low-latency messages: FP8 with its scales and a 16-byte header, BF16 back (or the
+     * payload formats of hw_features; the LL kernels hold no SMs, so a LogFMT codec costs none) */
+    const int *fmt = s->spec->hw.ep_fmt;
+    double disp_bytes = coll_ep_payload_bytes(fmt[0] ? fmt[0] : COLL_EP_FMT_FP8, (int)h) + 16;
+    double comb_bytes = coll_ep_payload_bytes(fmt[1] ? fmt[1] : COLL_EP_FMT_BF16, (int)h);
     double wqe = s->msg_overhead_ns / 2; /* see ia_low_latency */
     int lock = s->spec->lockstep_a2a;
     rc = ia_low_latency(s->t, s->gpus, G, copies, disp_bytes, 0, d->ll_nvlink, wqe, s->per_gpu, lock, 1, &rd);
     if (rc == 0) rc = ia_low_latency(s->t, s->gpus, G, copies, comb_bytes, 1, d->ll_nvlink, wqe, s->per_gpu, lock, 1, &rcb);
   } else {
-    rc = ia_normal(s->t, s->gpus, er, s->m->hidden, d->comm_sms, 0, 1, &rd);
-    if (rc == 0) rc = ia_normal(s->t, s->gpus, er, s->m->hidden, d->comm_sms, 1, 1, &rcb);
+    rc = ia_normal(s->t, s->gpus, er, s->m->hidden, d->comm_sms, 0, 1, &s->spec->hw, &rd);
+    if (rc == 0) rc = ia_normal(s->t, s->gpus, er, s->m->hidden, d->comm_sms, 1, 1, &s->spec->hw, &rcb);
   }
   if (rc == 0) {
     out->t_disp = rd.time_s, out->t_comb = rcb.time_s;

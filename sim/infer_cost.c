@@ -28,16 +28,26 @@ void ic_add_op(const ic_hw *hw, const model_op *op, ic_time *t) {
   if (op->flops <= 0 && op->bytes <= 0) return;
   double peak = op->dtype == MODEL_FP8 ? hw->fp8_flops : hw->bf16_flops;
   double tf = op->flops / peak, tm = op->bytes / hw->hbm_bytes, sec;
+  int src = COMPUTE_SRC_ROOFLINE;
   if (hw->cc) {
     compute_op co;
     compute_cost cost;
     compute_op_from_model(op, &co);
     sec = compute_op_cost(hw->cc, &co, &cost);
-    if (hw->src_s) hw->src_s[cost.src] += sec;
+    src = cost.src;
   } else {
     sec = tf > tm ? tf : tm;
-    if (hw->src_s) hw->src_s[COMPUTE_SRC_ROOFLINE] += sec;
   }
+  /* The FP8 GEMMs' CUDA-core promotion steps (whatif.h): their share of a real kernel's time
+   * (a row, or a projection from one; a roofline time has no steps) changes with the hardware's
+   * steps per block, down to the op's bytes at HBM bandwidth. */
+  double f = hw->fp8_gemm_factor;
+  if (f > 0 && f != 1 && src != COMPUTE_SRC_ROOFLINE && op->dtype == MODEL_FP8 &&
+      (op->cls == MODEL_OP_GEMM || op->cls == MODEL_OP_GROUPED)) {
+    double s2 = sec * f, lo = tm < sec ? tm : sec;
+    sec = s2 > lo ? s2 : lo;
+  }
+  if (hw->src_s) hw->src_s[src] += sec;
   /* The op's time counts against the resource it drives closest to its limit: the tensor cores
    * (FLOPs / peak) or HBM (bytes / bandwidth), whatever set the time. */
   *(tm > tf ? &t->mem_s : &t->flop_s) += sec;
@@ -46,12 +56,24 @@ void ic_add_op(const ic_hw *hw, const model_op *op, ic_time *t) {
   t->bytes += op->bytes;
 }
 
+/* The FP8 input of an FP8 GEMM: quantized from BF16 by its own pass (read 2 bytes, write 1 and a
+ * 4-byte scale per 128; model.h's MODEL_OP_QUANT), or with online quantization read in BF16 by the
+ * GEMM itself. Returns the bytes per element the GEMM reads. */
+static double fp8_input(const ic_hw *hw, const char *name, double elems, ic_time *t) {
+  if (hw->online_quant) return 2;
+  model_op q = {.name = name, .cls = MODEL_OP_QUANT, .dtype = MODEL_BF16, .bytes = elems * (3 + 4.0 / 128)};
+  ic_add_op(hw, &q, t);
+  return 1;
+}
+
 /* A GEMM (m x k).(k x n) with weights (k x n) in format `wf`, activations in `af`, BF16 out. */
 static void gemm(const ic_hw *hw, const char *name, double m, double n, double k, int wf, int af, ic_time *t) {
   if (m <= 0) return;
-  model_op op = {.name = name, .cls = MODEL_OP_GEMM, .dtype = wf == MODEL_FP8 && af == MODEL_FP8 ? MODEL_FP8 : MODEL_BF16,
+  int fp8 = wf == MODEL_FP8 && af == MODEL_FP8;
+  double ab = fp8 ? fp8_input(hw, "quant", m * k, t) : fmt_bytes(af);
+  model_op op = {.name = name, .cls = MODEL_OP_GEMM, .dtype = fp8 ? MODEL_FP8 : MODEL_BF16,
                  .m = (int64_t)m, .n = (int64_t)n, .k = (int64_t)k, .groups = 1,
-                 .flops = 2 * m * n * k, .bytes = m * k * fmt_bytes(af) + k * n * fmt_bytes(wf) + m * n * 2};
+                 .flops = 2 * m * n * k, .bytes = m * k * ab + k * n * fmt_bytes(wf) + m * n * 2};
   ic_add_op(hw, &op, t);
 }
 
@@ -171,14 +193,16 @@ void ic_experts(const ic_hw *hw, const model_spec *m, double rows, double active
   if (rows <= 0) return;
   int g = m->prec.gemm;
   double h = m->hidden, i = m->moe.expert_intermediate, e = fmt_bytes(g);
+  /* the dispatched rows arrive in FP8 (quantized before the dispatch, with the attention's output) */
   model_op up = {.name = "moe.routed.up", .cls = MODEL_OP_GROUPED, .dtype = g, .m = (int64_t)rows,
                  .n = (int64_t)(2 * i), .k = (int64_t)h, .groups = (int64_t)active,
                  .flops = 2 * rows * h * 2 * i, .bytes = rows * h * e + active * h * 2 * i * e + rows * 2 * i * 2};
   ic_add_op(hw, &up, t);
   elementwise(hw, "moe.routed.swiglu", MODEL_OP_SWIGLU, rows * i, 6, 3, t);
+  double ab = g == MODEL_FP8 ? fp8_input(hw, "moe.routed.down.quant", rows * i, t) : e;
   model_op down = {.name = "moe.routed.down", .cls = MODEL_OP_GROUPED, .dtype = g, .m = (int64_t)rows,
                    .n = (int64_t)h, .k = (int64_t)i, .groups = (int64_t)active,
-                   .flops = 2 * rows * i * h, .bytes = rows * i * e + active * i * h * e + rows * h * 2};
+                   .flops = 2 * rows * i * h, .bytes = rows * i * ab + active * i * h * e + rows * h * 2};
   ic_add_op(hw, &down, t);
 }
 

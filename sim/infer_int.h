@@ -26,6 +26,8 @@ typedef struct ic_hw {
   double hbm_bytes;   /* bytes/s */
   compute_ctx *cc;    /* the kernel-table projection (sim/compute.h), or NULL: the roofline */
   double *src_s;      /* [COMPUTE_SRC_COUNT] seconds costed by each source (accumulated), or NULL */
+  double fp8_gemm_factor; /* an FP8 GEMM's time over the cost model's (whatif.h promotion steps; 0 = 1) */
+  int online_quant;   /* 1: FP8 GEMMs cast their BF16 input as they load it; 0: a quantize pass first */
 } ic_hw;
 
 /* Adds the time of one op: from the compute projection (a measured or published kernel-table row,
@@ -149,9 +151,9 @@ int ia_low_latency(topo *t, const int *gpus, int G, const double *copies, double
                    double wqe_ns, double atomics_per_peer, int lockstep, uint64_t seed, ia_result *out);
 
 /* DeepEP's normal kernels (coll_ep: intranode or two-hop with NVLink forwarding) for a routing
- * whose "experts" are physical slots; `sms` per rank. */
+ * whose "experts" are physical slots; `sms` per rank; payload formats and forwarding from hw. */
 int ia_normal(topo *t, const int *gpus, const ep_routing *r, int hidden, int sms, int combine, uint64_t seed,
-              ia_result *out);
+              const whatif_hw *hw, ia_result *out);
 
 /* What the tokens of one (routing pattern, micro-batch) do to the experts and the network. */
 typedef struct ia_moe_pass {

@@ -85,6 +85,10 @@ static int run_infer(const exp_run *run, infer_spec *sp, infer_phase primary, re
     res_set(row, "cluster", "%s", t->name);
     res_set(row, "gpu", "%s", t->gpu.model ? t->gpu.model : "gpu");
     res_set_i(row, "gpus_per_node", t->gpus_per_node);
+    topo_summary ts;
+    topo_summarize(t, &ts);
+    res_set_f(row, "network_cost_usd", ts.cost_usd); /* the whole cluster's scale-out network */
+    res_set(row, "fabric", "%s", topo_fabric_names[t->fabric_kind]);
     set_opt(row, "input_tokens_per_s_per_node", hp, P->in_tok_s_node);
     set_opt(row, "output_tokens_per_s_per_node", hd, D->out_tok_s_node);
     set_opt(row, "output_tokens_per_s_per_user", hd, D->out_tok_s_user);

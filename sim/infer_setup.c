@@ -76,6 +76,21 @@ static int load_compute(cfg_ctx *ctx, infer_setup *s) {
   return 0;
 }
 
+/* The FP8 GEMMs' promotion steps and quantization under hw_features (whatif.h). */
+static int load_hw_features(cfg_ctx *ctx, infer_setup *s) {
+  const whatif_hw *hw = &s->spec->hw;
+  s->hw.online_quant = hw->online_quant;
+  if (!whatif_promo_needed(hw) || s->m->prec.gemm != MODEL_FP8) return 0;
+  whatif_promo p;
+  char err[256];
+  if (!hw->promotion_table)
+    return cfg_error(ctx, NULL, "hw_features change the FP8 GEMMs' promotion steps: hw_features.promotion_table must "
+                     "name the promotion study that says what a step costs");
+  if (whatif_promo_load(hw->promotion_table, &p, err, sizeof err) != 0) return cfg_error(ctx, NULL, "%s", err);
+  s->hw.fp8_gemm_factor = whatif_fp8_gemm_factor(hw, &p);
+  return 0;
+}
+
 /* ---- the checks and the sample ---- */
 
 static int check_model(cfg_ctx *ctx, infer_spec *sp) {
@@ -209,9 +224,34 @@ static void draw_traffic(infer_setup *s) {
   s->hit_eff = cached / in;
 }
 
+/* hw_features (whatif.h) on the model, the cluster and the units: a unit keeps its GPUs when the
+ * scale-up domains change size; offloaded communication holds no SMs; a unified network or a larger
+ * scale-up domain lets the low-latency kernels reach same-domain peers over NVLink. */
+static int apply_hw(cfg_ctx *ctx, infer_spec *sp) {
+  const whatif_hw *hw = &sp->hw;
+  char err[256];
+  int gpn = sp->cluster.gpus_per_node;
+  whatif_apply_model(hw, &sp->model);
+  if (whatif_apply_topo(hw, &sp->cluster, err, sizeof err) != 0) return cfg_error(ctx, sp->cluster_node, "%s", err);
+  for (int ph = 0; ph < 2; ph++) {
+    infer_deploy *d = &sp->unit[ph];
+    int ngpn = sp->cluster.gpus_per_node;
+    if (ngpn != gpn && sp->unit_node[ph]) {
+      if ((d->nodes * gpn) % ngpn || (d->first_node * gpn) % ngpn)
+        return cfg_error(ctx, sp->unit_node[ph], "the unit's %d GPUs (from GPU %d) are not whole scale-up domains of %d "
+                         "(hw_features.scaleup_domain_gpus)", d->nodes * gpn, d->first_node * gpn, ngpn);
+      d->nodes = d->nodes * gpn / ngpn, d->first_node = d->first_node * gpn / ngpn;
+    }
+    if (hw->comm_offload) d->comm_sms = 0;
+    if (hw->unified_network || hw->scaleup_domain_gpus) d->ll_nvlink = 1;
+  }
+  return 0;
+}
+
 topo *infer_spec_cluster(cfg_ctx *ctx, infer_spec *sp) {
   if (check_model(ctx, sp) != 0) return NULL;
   if (topo_spec_resolve(ctx, &sp->cluster, sp->cluster_node) != 0) return NULL;
+  if (apply_hw(ctx, sp) != 0) return NULL;
   char err[256];
   topo *t = topo_build(&sp->cluster, err, sizeof err);
   if (!t) cfg_error(ctx, sp->cluster_node, "%s", err);
@@ -241,8 +281,10 @@ infer_setup *infer_setup_new(cfg_ctx *ctx, infer_spec *sp, infer_phase phase, to
     s->gpus = util_xmalloc((size_t)s->G * sizeof *s->gpus);
     for (int i = 0; i < s->G; i++) s->gpus[i] = d->first_node * s->gpn + i;
     s->ll = d->ep_kernel == INFER_EP_AUTO ? phase == INFER_DECODE : d->ep_kernel == INFER_EP_LOW_LATENCY;
-    s->hw = (ic_hw){t->gpu.fp8_tflops * 1e12, t->gpu.bf16_tflops * 1e12, t->gpu.hbm_gbyte_s * 1e9, NULL, s->src_s};
+    s->hw = (ic_hw){.fp8_flops = t->gpu.fp8_tflops * 1e12, .bf16_flops = t->gpu.bf16_tflops * 1e12,
+                    .hbm_bytes = t->gpu.hbm_gbyte_s * 1e9, .src_s = s->src_s};
     if (sp->cost == INFER_COST_KERNEL_TABLE) rc = load_compute(ctx, s);
+    if (rc == 0) rc = load_hw_features(ctx, s);
     s->nvl_gbyte_s = t->gpu.scaleup_achievable_gbyte_s;
     s->nic_gbyte_s = t->uplinks_per_gpu > 0 ? t->l[t->up[0]].gbyte_s * t->uplinks_per_gpu : 0;
     s->msg_overhead_ns = t->gpu.rdma_msg_overhead_ns;

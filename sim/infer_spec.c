@@ -115,6 +115,8 @@ static const cfg_key routing_keys[] = {
        .doc = "low-latency all-to-alls at the busiest link's pace (true, fast) or max-min per-rank flows (false)"},   \
       {.name = "compute", .type = CFG_ENUM, .offset = S(cost), .choices = cost_names,                                 \
        .doc = "op costs: kernel_table (sim/compute.h over kernel_tables) | roofline (datasheet peaks, HBM)"},           \
+      {.name = "hw_features", .type = CFG_STRUCT, .offset = S(hw), .sub = whatif_hw_keys,                             \
+       .doc = "hardware suggestions of the V3 report and its ISCA'25 follow-up as mechanisms (sim/whatif.h)"},         \
   {                                                                                                                    \
     .name = "kernel_tables", .type = CFG_LIST, .offset = S(kernel_tables), .elem = CFG_PATH,                           \
     .count_offset = S(n_kernel_tables), .doc = "kernel-table CSVs (measured or published rows) op costs come from"     \
@@ -152,6 +154,7 @@ static void init_spec(infer_spec *s) {
   s->routing = (infer_routing){.skew_zipf_s = 0.2, .seed = 1, .layer_patterns = 4, .pool_tokens = 4096};
   s->cost = INFER_COST_KERNEL_TABLE;
   s->lockstep_a2a = 1;
+  whatif_hw_init(&s->hw);
 }
 
 void infer_spec_init_prefill(void *p) { init_spec(p); }
