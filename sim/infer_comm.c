@@ -82,8 +82,12 @@ int ia_low_latency(topo *t, const int *gpus, int G, const double *copies, double
       if (b == s || c <= 0) continue;
       double w = c * msg_bytes / P, w_nic = (c * (msg_bytes + wqe_bytes) + atomics_per_peer * wqe_bytes) / P;
       int relay, same = topo_same_domain(t, gpus[s], gpus[b]);
-      net_send_opts o = {.path = same && nvlink ? NET_PATH_AUTO : NET_PATH_DIRECT, .key = (uint64_t)s * 65599u + (uint64_t)b};
+      net_send_opts o = {.path = same && !nvlink ? NET_PATH_DIRECT : NET_PATH_AUTO, .key = (uint64_t)s * 65599u + (uint64_t)b};
       int k = net_route(n, gpus[s], gpus[b], &o, route, &relay);
+      if (k < 0 && same) { /* no plane joins them (a multi-plane fabric): NVLink */
+        o.path = NET_PATH_AUTO;
+        k = net_route(n, gpus[s], gpus[b], &o, route, &relay);
+      }
       if (k < 0) {
         fprintf(stderr, "moesim: error: no route between GPUs %d and %d for the low-latency all-to-all\n", gpus[s],
                 gpus[b]);

@@ -28,23 +28,26 @@ void ic_add_op(const ic_hw *hw, const model_op *op, ic_time *t) {
   if (op->flops <= 0 && op->bytes <= 0) return;
   double peak = op->dtype == MODEL_FP8 ? hw->fp8_flops : hw->bf16_flops;
   double tf = op->flops / peak, tm = op->bytes / hw->hbm_bytes, sec;
+  int src = COMPUTE_SRC_ROOFLINE;
   if (hw->cc) {
     compute_op co;
     compute_cost cost;
     compute_op_from_model(op, &co);
     sec = compute_op_cost(hw->cc, &co, &cost);
-    if (hw->src_s) hw->src_s[cost.src] += sec;
+    src = cost.src;
   } else {
     sec = tf > tm ? tf : tm;
-    if (hw->src_s) hw->src_s[COMPUTE_SRC_ROOFLINE] += sec;
   }
-  /* The FP8 GEMMs' CUDA-core promotion steps (whatif.h): their share of the time changes with the
-   * hardware's steps per block, down to the op's bytes at HBM bandwidth. */
+  /* The FP8 GEMMs' CUDA-core promotion steps (whatif.h): their share of a real kernel's time
+   * (a row, or a projection from one; a roofline time has no steps) changes with the hardware's
+   * steps per block, down to the op's bytes at HBM bandwidth. */
   double f = hw->fp8_gemm_factor;
-  if (f > 0 && f != 1 && op->dtype == MODEL_FP8 && (op->cls == MODEL_OP_GEMM || op->cls == MODEL_OP_GROUPED)) {
+  if (f > 0 && f != 1 && src != COMPUTE_SRC_ROOFLINE && op->dtype == MODEL_FP8 &&
+      (op->cls == MODEL_OP_GEMM || op->cls == MODEL_OP_GROUPED)) {
     double s2 = sec * f, lo = tm < sec ? tm : sec;
     sec = s2 > lo ? s2 : lo;
   }
+  if (hw->src_s) hw->src_s[src] += sec;
   /* The op's time counts against the resource it drives closest to its limit: the tensor cores
    * (FLOPs / peak) or HBM (bytes / bandwidth), whatever set the time. */
   *(tm > tf ? &t->mem_s : &t->flop_s) += sec;

@@ -151,14 +151,21 @@ static int mlp_side(const char *name) {
 static int pass_of(const model_op *o) { return o->pass == MODEL_PASS_F ? TR_F : o->pass == MODEL_PASS_B ? TR_B : TR_W; }
 
 /* An op's compute_op_cost, with an FP8 GEMM's time scaled by the hardware's promotion steps
- * (train_cfg.fp8_gemm_factor) but never below its bytes at HBM bandwidth. */
-static double op_cost(tr_sim *s, const compute_op *op, compute_cost *cc) {
-  double t = compute_op_cost(s->cfg->compute, op, cc), f = s->cfg->fp8_gemm_factor;
-  if (f > 0 && f != 1 && (op->cls == COMPUTE_GEMM || op->cls == COMPUTE_GROUPED) && strncmp(op->dtype, "fp8", 3) == 0) {
+ * (train_cfg.fp8_gemm_factor) but never below its bytes at HBM bandwidth. Only times that come
+ * from a real kernel (a measured or published row, or a projection from one: DeepGEMM's kernels,
+ * one step per block) carry steps to change; a roofline time has none. */
+static double op_cost(tr_sim *s, const compute_op *op, compute_cost *out) {
+  compute_cost cc;
+  double t = compute_op_cost(s->cfg->compute, op, &cc), f = s->cfg->fp8_gemm_factor;
+  if (f > 0 && f != 1 && cc.src != COMPUTE_SRC_ROOFLINE && (op->cls == COMPUTE_GEMM || op->cls == COMPUTE_GROUPED) &&
+      strncmp(op->dtype, "fp8", 3) == 0) {
     double floor = op->bytes / (s->cfg->topo->gpu.hbm_gbyte_s * 1e9);
     t = t * f > floor ? t * f : floor > t ? t : floor;
-    if (cc) cc->seconds = t;
+    cc.seconds = t;
+    size_t u = strlen(cc.from);
+    snprintf(cc.from + u, sizeof cc.from - u, "; x%.3f promotion steps", f);
   }
+  if (out) *out = cc;
   return t;
 }
 

@@ -334,8 +334,8 @@ static int wx_run(const exp_run *run, void *p, res_row *row) {
     res_set(row, "suggestion_source", "%s", src.data);
     res_set(row, "mechanism", "%s", mech);
     res_set(row, "metric", "%s", mb.name);
-    res_set_f(row, "baseline", mb.value);
-    res_set_f(row, "whatif", mw.value);
+    res_set_f(row, "baseline_value", mb.value);
+    res_set_f(row, "whatif_value", mw.value);
     res_set_f(row, "speedup", speedup);
     res_set_f(row, "gain_pct", 100 * (speedup - 1));
     res_set(row, "time_metric", "%s", mb.time_name);

@@ -353,6 +353,8 @@ static void test_cluster_edits(void) {
 
 /* ---------------------------------------------------------------- a training step */
 
+static int wt_tables = 1; /* 0: no kernel table, every op on the roofline */
+
 typedef struct wt {
   model_spec m;
   topo *t;
@@ -375,6 +377,9 @@ static void wt_init(wt *x, int schedule, int comm_sms, const whatif_hw *hw, doub
   x->t = small_cluster(4, 2, TOPO_FABRIC_MULTI_RAIL);
   compute_target tg = {.device = "h800", .fp8_tflops = 1979, .bf16_tflops = 989, .hbm_gbyte_s = 3350};
   x->c = compute_new(&tg);
+  /* DeepGEMM's H800 rows: FP8 GEMM times from real kernels, whose promotion steps the factor changes */
+  if (wt_tables && compute_load_table(x->c, "topologies/published/h800-deepgemm.csv") != 0)
+    fprintf(stderr, "wt_init: no DeepGEMM table\n");
   x->cfg = (train_cfg){.model = &x->m, .topo = x->t, .compute = x->c,
                        .plan = {.pp = 2, .ep = 4, .tp = 1, .zero = 1, .micro_batch_seqs = 1, .global_batch_seqs = 32,
                                 .schedule = schedule, .virt = 1, .comm_sms = hw->comm_offload ? 0 : comm_sms, .overlap = 1},
@@ -455,6 +460,22 @@ static void test_each_and_all(void) {
   T_CHECK(r.step_s == ra.step_s);
 }
 
+/* A roofline time is FLOPs at the peak: no promotion steps in it to remove. */
+static void test_promotion_needs_a_kernel(void) {
+  whatif_hw hw;
+  whatif_hw_init(&hw);
+  hw.accum_fp32 = hw.mma_block_scaling = 1;
+  train_result a, b;
+  wt_tables = 0;
+  T_EQ_INT(wt_run(SCHED_1F1B, 8, &hw, 1, &a), 0);
+  T_EQ_INT(wt_run(SCHED_1F1B, 8, &hw, 0.9, &b), 0);
+  T_CHECK(a.step_s == b.step_s);
+  wt_tables = 1;
+  T_EQ_INT(wt_run(SCHED_1F1B, 8, &hw, 1, &a), 0);
+  T_EQ_INT(wt_run(SCHED_1F1B, 8, &hw, 0.9, &b), 0);
+  T_CHECK(b.step_s < a.step_s);
+}
+
 int main(void) {
   T_RUN(test_quant_bytes);
   T_RUN(test_transposed_gemm_removes_exactly);
@@ -465,5 +486,6 @@ int main(void) {
   T_RUN(test_cluster_edits);
   T_RUN(test_offload_bounds);
   T_RUN(test_each_and_all);
+  T_RUN(test_promotion_needs_a_kernel);
   return t_done();
 }
