@@ -186,7 +186,8 @@ static const cfg_key pu_keys[] = {
      .flags = CFG_REQUIRED | CFG_KEEP_NODE, .node_offset = offsetof(pu_spec, prices_node),
      .doc = "energy, PUE, colocation, amortisation, per-GPU server figures (file, e.g. ../topologies/prices.yaml)"},
     {.name = "workload", .type = CFG_CUSTOM, .offset = offsetof(pu_spec, work), .custom = bind_workload,
-     .flags = CFG_REQUIRED, .doc = "experiment file (kind train or decode) simulated for each option"},
+     .flags = CFG_REQUIRED,
+     .doc = "experiment file (kind train or decode) simulated for each option; its keys are workload.KEY"},
     CFG_END};
 
 static void pu_init(void *p) { memset(p, 0, sizeof(pu_spec)); }
