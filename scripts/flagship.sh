@@ -142,10 +142,18 @@ printf '                 target measured %.1f%%, published %.1f%%, projected fro
   "$(awk "BEGIN { print 100 * $(col "$P" compute_published_frac) }")" \
   "$(awk "BEGIN { print 100 * $(col "$P" compute_projected_frac) }")" \
   "$(awk "BEGIN { print 100 * $(col "$P" compute_roofline_frac) }")"
-CPUOPS=$(awk '/ as cpu / { op = $1; sub(/.*projected +/, ""); sub(/, as cpu .*/, "");
-  if (!seen[op]++) printf "%s%s: %s", n++ ? "; " : "", op, $0 }' "$OUT/logs/pretrain.log")
+# the ops costed from this machine's rows, by the kernel row they took their efficiency from
+CPUOPS=$(awk '/ as cpu / {
+    op = $1; k = $0; sub(/.* as cpu /, "", k); sub(/ .*/, "", k)
+    pct = $0; sub(/.*projected +/, "", pct); sub(/, as cpu .*/, "", pct)
+    if (seen[op]++) next
+    if (!(k in n)) order[++nk] = k
+    n[k]++; what[k] = pct
+  }
+  END { for (i = 1; i <= nk; i++) { k = order[i]; printf "%s%s at %s: %d op%s", (i > 1 ? "; " : ""), k, what[k], n[k], (n[k] > 1 ? "s" : "") } }' \
+  "$OUT/logs/pretrain.log")
 if [ -n "$CPUOPS" ]; then
-  echo "                 ops costed from this machine's rows:"
+  echo "                 ops costed from this machine's rows (the kernel, its efficiency here):"
   printf '%s\n' "$CPUOPS" | fold -s -w 76 | sed 's/^/                   /'
 fi
 echo "                 $P"

@@ -89,7 +89,7 @@ check "purchase front" '[ -s "$O/cluster-purchase/front.csv" ] && [ -s "$O/clust
 check "summary header" 'printf "%s\n" "$out" | grep -q "^moesim flagship — finished in [0-9]* s"'
 check "summary machine" 'printf "%s\n" "$out" | grep -q "^this machine .* BF16 peak [0-9.]* TFLOP/s"'
 check "summary pretrain" 'printf "%s\n" "$out" | grep -q "^V3 pre-training  8 h800 GPUs, dualpipe, PP 2 x DP 4, EP 2: step "'
-check "summary names the cpu-costed ops" 'printf "%s\n" "$out" | grep -A3 "ops costed from this machine" | grep -q "moe.combine: .*% of memory bandwidth"'
+check "summary names the cpu-costed ops" 'printf "%s\n" "$out" | grep -A4 "ops costed from this machine" | tr -s " \n" " " | grep -q "combine at [0-9]*% of memory bandwidth: 1 op"'
 check "summary purchase table" 'printf "%s\n" "$out" | grep -q "^purchase  4 options; Pareto front"'
 check "summary paths" 'printf "%s\n" "$out" | grep -q "$O/cluster-purchase/results.csv"'
 
