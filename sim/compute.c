@@ -335,6 +335,10 @@ static int cpu_row_for_gpu(const compute_ctx *c, const kt_row *r) {
   return strcmp(r->device, "cpu") == 0 && strcmp(c->device, "cpu") != 0;
 }
 
+/* 1 for the plain-C reference's rows: the truth kernels are checked against, timed only for
+ * comparison; no deployment runs them, so they teach nothing about a device's efficiency. */
+static int reference_row(const kt_row *r) { return strcmp(r->backend, "ref") == 0; }
+
 /* Bytes a row moved per call (GB/s at the median times the median). */
 static double row_bytes(const kt_row *r) { return r->gbps * 1e9 * r->median_us * 1e-6; }
 
@@ -345,12 +349,12 @@ static int project_bandwidth(const compute_ctx *c, const compute_op *op, double 
   double best_key[5] = {0}, best_bw = 0;
   for (size_t i = 0; i < c->n_rows; i++) {
     const kt_row *r = &c->rows[i];
-    if (strcmp(r->kernel, op->kernel) != 0 || r->gbps <= 0 || r->median_us <= 0) continue;
+    if (strcmp(r->kernel, op->kernel) != 0 || r->gbps <= 0 || r->median_us <= 0 || reference_row(r)) continue;
     double bw = row_bandwidth(c, r);
     if (bw <= 0) continue;
-    /* the size distance in thousandths, so rows of one shape tie exactly (their bytes are
+    /* the size distance in twentieths of a doubling, so rows of one shape tie (their bytes are
      * recomputed from rounded columns), and then the best implementation of it wins */
-    double dist = round(1e3 * fabs(log2(row_bytes(r)) - log2(op->bytes > 1 ? op->bytes : 1))) / 1e3;
+    double dist = round(20 * fabs(log2(row_bytes(r)) - log2(op->bytes > 1 ? op->bytes : 1))) / 20;
     double key[5] = {strcmp(r->device, c->device) != 0, cpu_row_for_gpu(c, r), strcmp(r->dtype, op->dtype) != 0, dist,
                      -r->gbps / bw};
     int better = !best;
@@ -407,7 +411,7 @@ static void cost_op(compute_ctx *c, const compute_op *op, compute_cost *out) {
   double best_key[6] = {0}, best_peak = 0;
   for (size_t i = 0; i < c->n_rows; i++) {
     const kt_row *r = &c->rows[i];
-    if (!in_family(op->cls, r->kernel)) continue;
+    if (!in_family(op->cls, r->kernel) || reference_row(r)) continue;
     double rp = row_peak(c, i), rt = row_tflops(r);
     if (rp <= 0 || rt <= 0) continue;
     double key[6] = {strcmp(r->device, c->device) != 0, cpu_row_for_gpu(c, r), strcmp(r->dtype, op->dtype) != 0,

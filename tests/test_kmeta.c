@@ -176,7 +176,25 @@ static void test_bandwidth_projection(void) {
   T_EQ_INT(cc.src, COMPUTE_SRC_ROOFLINE); /* the memcpy row ran on 1 thread, the swiglu on 2 */
   compute_free(c);
   util_buf_free(&b);
-  free(p), free(q);
+
+  /* Only the plain-C reference measured a kernel: it teaches nothing about efficiency (no
+   * deployment runs it), so the op falls back to the roofline — even when its bytes, recomputed
+   * from rounded columns, sit closer to the op than a fast row's would. */
+  char *r = path_in("refonly.csv");
+  util_buf rb = {0};
+  util_buf_printf(&rb, "%s", "host,device,device_name,backend,kernel,variant,dtype,m,n,k,groups,threads,reps,median_us,min_us,tflops,gbps,source\n"
+                              "box,cpu,Test CPU,ref,quant_token,-,fp8_e4m3,1024,1,7168,1,2,5,63235.654,51489.315,0.0000,0.352,measured\n"
+                              "box,cpu,Test CPU,libc,memcpy,-,fp32,1,268435456,1,1,2,5,13421.77,13000,0.0000,40.000,measured\n");
+  write_text(r, rb.data);
+  c = compute_new(&gpu);
+  T_EQ_INT(compute_load_table(c, r), 0);
+  compute_op qo = {.cls = COMPUTE_ELEMENTWISE, .dtype = "fp8_e4m3", .kernel = "quant_token", .groups = 1, .flops = 1e6,
+                   .bytes = 22.259e6};
+  compute_op_cost(c, &qo, &cc);
+  T_EQ_INT(cc.src, COMPUTE_SRC_ROOFLINE);
+  compute_free(c);
+  util_buf_free(&rb);
+  free(p), free(q), free(r);
 }
 
 /* The model's SwiGLU, MoE combine and FP8 quantize ops name the kernels that measure them. */
