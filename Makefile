@@ -1,7 +1,7 @@
 # moesim — one GNU Makefile, no configure step; every output lands under build/.
 #
 #   make            build build/moesim (CUDA parts where nvcc is found; CUDA=0 forces them off)
-#   make run        install missing Debian packages, build, run the main job (experiments/quickstart.yaml)
+#   make run        install missing Debian packages, build, run the flagship (scripts/flagship.sh)
 #   make test       build and run every test; last line "N passed, N failed, N skipped"
 #   make test SAN=1 the same under AddressSanitizer + UndefinedBehaviorSanitizer (build/san/)
 #   make bench      benchmarks: figures and ratios, not pass/fail
@@ -106,10 +106,12 @@ deps:
 tests: $(BIN) $(TEST_BIN)
 benches: $(BIN) $(BENCH_BIN)
 
-# The main job: packages, build, measure, simulate, plot.
+# The main job: packages, build, then the flagship: measure this machine's kernels, simulate V3
+# pre-training on the paper's cluster, the hardware what-ifs and the purchase comparisons, plot,
+# summarise (scripts/flagship.sh; results/flagship/).
 run: deps
 	@$(MAKE) --no-print-directory all
-	./$(BIN) run experiments/quickstart.yaml
+	@./scripts/flagship.sh --build $(BUILD)
 
 test: deps
 	@$(MAKE) --no-print-directory tests

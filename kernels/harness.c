@@ -162,7 +162,7 @@ struct hn_session {
   int refused;            /* cases refused */
   int tty;                /* stderr is a terminal: draw the progress line */
   char meta_path[4096];   /* sidecar path ("" without a CSV) */
-  util_buf counters;      /* per-case PAPI lines for the sidecar */
+  util_buf counters;      /* lines for the sidecar written at close: per-case PAPI counters, notes */
   unsigned char *scratch; /* eviction buffer (2 x cache_bytes), allocated on first use */
   uint64_t scratch_bytes; /* its size */
 };
@@ -401,6 +401,11 @@ int hn_measure(hn_session *s, const hn_case *c, kt_row *row_out) {
   return 0;
 }
 
+void hn_note(hn_session *s, const char *lines) {
+  util_buf_printf(&s->counters, "%s", lines);
+  if (!s->o.quiet) fputs(lines, stdout);
+}
+
 void hn_close(hn_session *s) {
   if (!s) return;
   progress_clear(s);
@@ -412,7 +417,7 @@ void hn_close(hn_session *s) {
     util_buf_append(&all, s->counters.data, s->counters.len);
     free(old);
     if (util_write_file_atomic(s->meta_path, all.data, all.len) != 0)
-      fprintf(stderr, "moesim kernels: counters not recorded in %s\n", s->meta_path);
+      fprintf(stderr, "moesim kernels: counters and notes not recorded in %s\n", s->meta_path);
     util_buf_free(&all);
   }
   if (!s->o.quiet) printf("%d case(s) timed, %d refused\n", s->done - s->refused, s->refused);

@@ -11,8 +11,9 @@
  * (sim/ktable.h), appended to the session's CSV at once, with TFLOP/s and GB/s at the median.
  *
  * A session records where it ran: the hwloc topology (packages, cores, PUs, caches), the thread
- * binding, the CPU and its ISA level, and PAPI's state — in a sidecar file next to the CSV
- * (`<out>.meta`, "key: value" lines, one block per session) since the CSV schema is fixed. PAPI
+ * binding, the CPU and its ISA level, PAPI's state and the caller's extra lines (the measured
+ * peaks, sim/kmeta.h) — in a sidecar file next to the CSV (`<out>.meta`, "key: value" lines, one
+ * block per session) since the CSV schema is fixed. PAPI
  * counters (cycles, instructions, FP ops, L2/L3 misses: whichever PAPI has) are read around each
  * timed call on the calling thread; where PAPI has none, the session prints
  * "PAPI: not available: <reason>" once and carries on. */
@@ -102,6 +103,11 @@ int hn_refused(const hn_session *s);
 
 /* The LLC size hwloc reports (bytes; 0 when unknown), for callers sizing cache-resident inputs. */
 uint64_t hn_llc_bytes(const hn_session *s);
+
+/* Adds "key: value" lines (each ending in a newline) to the session's block of the sidecar; they
+ * are written when the session closes, after the per-case counters. For what the caller measured
+ * around the cases, e.g. the peaks (sim/kmeta.h). */
+void hn_note(hn_session *s, const char *lines);
 
 /* Ends the session (clears the progress line, prints a summary) and frees it. */
 void hn_close(hn_session *s);

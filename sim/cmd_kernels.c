@@ -10,6 +10,8 @@
 #include "cuda/gpu.h"
 #include "gemm.h"
 #include "harness.h"
+#include "kmeta.h"
+#include "peak.h"
 #include "pool.h"
 #include "suite.h"
 #include "util.h"
@@ -36,7 +38,9 @@ static void usage(FILE *f) {
           "timed call by call (at least 5 repetitions, more for short kernels; caches flushed between\n"
           "calls when its data would fit in them); the median and the minimum, TFLOP/s and GB/s at\n"
           "the median become one kernel-table row, appended to the CSV at once. The hwloc topology,\n"
-          "thread binding, CPU and PAPI state are printed and appended to F.csv.meta.\n"
+          "thread binding, CPU, PAPI state and this CPU's measured peaks (BF16 dot products, FP32 FMA;\n"
+          "the denominators of the rows' efficiencies when the simulator projects them onto a GPU)\n"
+          "are printed and appended to F.csv.meta.\n"
           "\n"
           "options:\n"
           "  --device cpu|cuda   where to run (default cpu). cuda needs a CUDA build and a GPU;\n"
@@ -161,11 +165,22 @@ int cmd_kernels(int argc, char **argv) {
     return UTIL_EXIT_SYS;
   }
   hn_plan(hs, ncases);
+  /* The peaks the rows' efficiencies are taken against, on the same threads (sim/kmeta.h),
+   * measured before and after the cases: the better of the two, since a machine shared with
+   * other work can only make a peak look lower. */
+  const char *bf16_how = "", *fp32_how = "";
+  double bf16 = peak_bf16_tflops(tp, &bf16_how), fp32 = peak_fp32_tflops(tp, &fp32_how);
   int write_failed = 0;
   for (int i = 0; i < ncases && !write_failed; i++) write_failed = ks_run_case(hs, tp, &cases[i]) < 0;
+  double bf16_after = peak_bf16_tflops(tp, NULL), fp32_after = peak_fp32_tflops(tp, NULL);
+  util_buf peaks = {0};
+  kmeta_format_cpu_peaks(&peaks, bf16 > bf16_after ? bf16 : bf16_after, bf16_how, fp32 > fp32_after ? fp32 : fp32_after,
+                         fp32_how);
+  hn_note(hs, peaks.data);
   int refused = hn_refused(hs);
   hn_close(hs);
   printf("rows appended to %s\n", out);
+  util_buf_free(&peaks);
   util_buf_free(&cmd);
   pool_destroy(tp);
   free(cases);

@@ -76,7 +76,7 @@ static void print_summary(const model_spec *m, const char *path) {
 }
 
 static const char *const class_names[] = {"gemm", "grouped_gemm", "attention", "rmsnorm",
-                                          "swiglu", "route", "embed", "loss"};
+                                          "swiglu", "route", "embed", "loss", "quant", "transpose"};
 
 static void print_ops(const model_spec *m, int seqs, int csv) {
   model_op ops[MODEL_MAX_OPS];

@@ -177,6 +177,7 @@ static int run_single(const run_opts *o, cfg_ctx *ctx, const exp_common *common,
     util_buf_append(&csv, "\n", 1);
     util_buf_printf(&path, "%s/results.csv", dir);
     if (util_write_file_atomic(path.data, csv.data, csv.len) != 0) rc = UTIL_EXIT_SYS;
+    if (rc == 0 && kind->finish) rc = kind->finish(path.data, dir, o->quiet ? NULL : stdout);
     if (rc == 0) rc = draw_figures(common, path.data, dir, o->quiet);
     if (rc == 0 && !o->quiet) printf("results   %s\n", path.data);
     util_buf_free(&csv);
@@ -270,8 +271,8 @@ static int check_sets(const run_opts *o, cfg_ctx *ctx, const sweep *sw) {
   return 0;
 }
 
-static int run_sweep(const run_opts *o, cfg_ctx *ctx, const exp_common *common, const sweep *sw, const char *dir,
-                     int rank, int size) {
+static int run_sweep(const run_opts *o, cfg_ctx *ctx, const exp_common *common, const exp_kind *kind, const sweep *sw,
+                     const char *dir, int rank, int size) {
   sweep_spec sp = {o->exp_path, o->sets, o->n_sets, sw};
   uint64_t *hashes = util_xcalloc(sw->n_points, sizeof *hashes);
   run_state st = {.o = o, .sw = sw, .ctx = ctx, .hashes = hashes};
@@ -354,6 +355,7 @@ static int run_sweep(const run_opts *o, cfg_ctx *ctx, const exp_common *common, 
     if (ok_total + failed_total < sw->n_points) printf(", %zu not run", sw->n_points - ok_total - failed_total);
     printf("\n");
   }
+  if (rc == 0 && ok_total > 0 && kind->finish) rc = kind->finish(st.csv_path, dir, o->quiet ? NULL : stdout);
   if (rc == 0 && ok_total > 0) rc = draw_figures(common, st.csv_path, dir, o->quiet);
   if (!o->quiet) printf("results   %s\n", st.csv_path);
   if (rc > 128 && !o->quiet)
@@ -394,7 +396,7 @@ int cmd_run(int argc, char **argv) {
     util_buf dir = {0};
     if (o.out_dir) util_buf_printf(&dir, "%s", o.out_dir);
     else util_buf_printf(&dir, "results/%s", common.name);
-    if (sw.n_keys > 0) rc = run_sweep(&o, ctx, &common, &sw, dir.data, rank, size);
+    if (sw.n_keys > 0) rc = run_sweep(&o, ctx, &common, kind, &sw, dir.data, rank, size);
     else if (rank == 0) rc = run_single(&o, ctx, &common, kind, spec, dir.data);
     util_buf_free(&dir);
   }

@@ -10,12 +10,14 @@
 #include "val_train.h"
 #include "validate.h"
 #include "val_deepep.h"
+#include "val_infer.h"
 
 /* Each suite's owner adds one line here, above the terminating entry. */
 const val_suite val_suites[] = {
     {"deepep", val_deepep, "DeepEP normal kernels on H800: EP8 intranode, EP16/32/64 internode, dispatch and combine"},
     {"schedule", val_schedule, "pipeline bubbles, memory and F&B overlap vs DualPipe's table and the V3 report"},
     {"train", val_train, "DeepSeek-V3 pre-training step on 2048 H800 vs the V3 report (GPU-hours, compute:comm)"},
+    {"infer", val_infer, "DeepSeek's V3 serving averages (prefill/decode per node, per user); DeepEP low-latency kernels"},
     {NULL, NULL, NULL},
 };
 const size_t val_suite_count = UTIL_ARRAY_LEN(val_suites) - 1;

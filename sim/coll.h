@@ -19,6 +19,7 @@
  *     the token's own node included, as a local copy), which forwards it over NVLink to each
  *     destination rank (forwarder SM copy), where the receiver copies it out (receiver SM copy).
  *     Combine runs the same stages backwards, reducing at the forwarder and at the source.
+ *     With hw_forward the forwarder's stage is done by the network hardware (no SM work there).
  *   direct: a token crosses the scale-out network once per destination rank (no forwarding).
  * DeepEP processes a rank's tokens in order, so a rank's streams to all destinations advance
  * together: each rank's kernel is one flow whose hops carry that rank's bytes to each resource
@@ -70,9 +71,40 @@ int ep_routing_write(const ep_routing *r, const char *path);
 
 typedef enum coll_ep_kernel { COLL_EP_AUTO, COLL_EP_INTRANODE, COLL_EP_TWO_HOP, COLL_EP_DIRECT } coll_ep_kernel;
 
+/* Payload formats of a token's hidden vector (per 128-element tile where scaled):
+ *   BF16      2 bytes an element
+ *   FP8       1 byte an element + one 4-byte FP32 scale per 128 (DeepEP's FP8 dispatch)
+ *   LOGFMT8/10  LogFMT-n of the ISCA'25 DeepSeek paper (arXiv 2505.09343, section 3.3): n bits an
+ *             element (sign and a linear code of log|x| between the tile's min and max logs) +
+ *             COLL_EP_LOGFMT_TILE_BYTES per 128 (ASSUMPTION: the tile's min and max log as two FP32;
+ *             the paper does not give the layout) */
+typedef enum coll_ep_fmt {
+  COLL_EP_FMT_DEFAULT, /* dispatch: FP8 or BF16 by dispatch_fp8; combine: BF16 */
+  COLL_EP_FMT_BF16,
+  COLL_EP_FMT_FP8,
+  COLL_EP_FMT_LOGFMT8,
+  COLL_EP_FMT_LOGFMT10
+} coll_ep_fmt;
+#define COLL_EP_LOGFMT_TILE_BYTES 8.0
+
+/* Bytes of one token's hidden vector of `hidden` elements in format fmt (DEFAULT counts as BF16). */
+double coll_ep_payload_bytes(int fmt, int hidden);
+/* Names of the coll_ep_fmt values as YAML writes them ("default", "bf16", "fp8_e4m3", "logfmt8",
+ * "logfmt10"), NULL-terminated. */
+extern const char *const coll_ep_fmt_names[];
+
 typedef struct coll_ep_cfg {
   int hidden;          /* elements per token (7168) */
   int dispatch_fp8;    /* 1: FP8 + 4-byte scale per 128 elements; 0: BF16 */
+  int fmt[2];          /* coll_ep_fmt of the [dispatch, combine] payload (DEFAULT: as dispatch_fp8 says
+                          for dispatch, BF16 for combine) */
+  double codec_sm_factor; /* LogFMT payloads: SM work of the encode/decode per payload byte, relative
+                          to copying it, paid at every SM stage the payload crosses (0: free, as with
+                          hardware support; the ISCA'25 paper measured 50-100% overhead fused into
+                          H800 kernels); nothing without SMs (sms = 0: offloaded) */
+  int hw_forward;      /* two-hop: the scale-out -> scale-up forwarding (and the combine's reduction
+                          there) is done by the network (one unified scale-up/scale-out interface,
+                          the V3 report's suggestion 2), not by the forwarder GPU's SMs */
   int sms;             /* SMs per rank for the kernel (0: not SM-limited) */
   int kernel;          /* coll_ep_kernel (AUTO: intranode in one domain, else two-hop) */
   int rdma_chunk_tokens;/* tokens per RDMA message (0: DeepEP's recommended config for the size) */

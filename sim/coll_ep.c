@@ -104,6 +104,12 @@ static void hb_add_route(hopbuf *b, const topo *t, const net_hop *r, int k, doub
   }
 }
 
+/* A token's bytes in DeepEP's buffers for a payload of `payload` bytes (see coll_ep_token_bytes). */
+static double ep_token_bytes(double payload, int topk, int combine) {
+  double b = payload + 8 + (combine ? 4.0 : 8.0) * topk;
+  return 16 * ((int64_t)(b + 15) / 16);
+}
+
 struct coll_ep_plan {
   topo *t;          /* topology (not owned) */
   coll_ep_cfg cfg;  /* settings (cfg.gpus points at gpu) */
@@ -218,9 +224,12 @@ int coll_ep_start_plan(net *n, const coll_ep_plan *p, int combine, coll_ep_done_
   const coll_ep_cfg *cfg = &p->cfg;
   int R = p->R, NN = p->NN, gpn = t->gpus_per_node, rc = 0;
   /* Tc: bytes per token as DeepEP's benchmark counts them; Tb: bytes its messages really carry. */
-  double Tc = combine ? 2.0 * cfg->hidden
-                      : (cfg->dispatch_fp8 ? cfg->hidden + cfg->hidden / 128 * 4.0 : 2.0 * cfg->hidden);
-  double Tb = coll_ep_token_bytes(cfg->hidden, p->topk, cfg->dispatch_fp8, combine);
+  int fmt = cfg->fmt[combine];
+  if (fmt == COLL_EP_FMT_DEFAULT) fmt = combine || !cfg->dispatch_fp8 ? COLL_EP_FMT_BF16 : COLL_EP_FMT_FP8;
+  double Tc = coll_ep_payload_bytes(fmt, cfg->hidden);
+  double Tb = ep_token_bytes(Tc, p->topk, combine);
+  /* SM work per byte at each SM stage: a copy, plus the LogFMT encode/decode where the payload is one */
+  double smw = fmt == COLL_EP_FMT_LOGFMT8 || fmt == COLL_EP_FMT_LOGFMT10 ? 1 + cfg->codec_sm_factor : 1;
   /* Each RDMA message of `chunk` tokens costs the sending NIC rdma_msg_overhead_ns beyond its
    * bytes: the NIC uplink's weight grows by overhead x its capacity / message bytes. */
   int chunk = cfg->rdma_chunk_tokens > 0 ? cfg->rdma_chunk_tokens : coll_ep_deepep_rdma_chunk(R, combine);
@@ -265,7 +274,7 @@ int coll_ep_start_plan(net *n, const coll_ep_plan *p, int combine, coll_ep_done_
     hopbuf hb = {0};
     sim_ps lat = 0;
     if (P > 0 && x->kernel == COLL_EP_TWO_HOP) {
-      if (sm) hb_add(&hb, sm[a], 1.0); /* pack (dispatch) / final reduce (combine) */
+      if (sm) hb_add(&hb, sm[a], smw); /* pack (dispatch) / final reduce (combine) */
       for (int j = 0; j < NN && rc == 0; j++) {
         if (pn[j] == 0) continue;
         int N = p->node[j], gf = N * gpn + la, f = p->rank_of[gf];
@@ -291,7 +300,7 @@ int coll_ep_start_plan(net *n, const coll_ep_plan *p, int combine, coll_ep_done_
           double wb = pr[b] * Tb / P;
           fwd += wb;
           touch[b] = 1;
-          if (sm) hb_add(&hb, sm[b], wb); /* receive copy (dispatch) / send copy (combine) */
+          if (sm) hb_add(&hb, sm[b], wb * smw); /* receive copy (dispatch) / send copy (combine) */
           if (b != f) {
             hb_add(&hb, combine ? t->nvl_up[gb] : t->nvl_up[gf], wb);
             hb_add(&hb, combine ? t->nvl_down[gf] : t->nvl_down[gb], wb);
@@ -299,7 +308,7 @@ int coll_ep_start_plan(net *n, const coll_ep_plan *p, int combine, coll_ep_done_
             res->nvlink_bytes += pr[b] * Tb;
           }
         }
-        if (sm) hb_add(&hb, sm[f], fwd); /* forward (dispatch) / reduce (combine) */
+        if (sm && !cfg->hw_forward) hb_add(&hb, sm[f], fwd * smw); /* forward (dispatch) / reduce (combine) */
         if (l_ib + l_nvl > lat) lat = l_ib + l_nvl;
       }
     } else if (P > 0) { /* intranode or direct: one route per destination rank */
@@ -310,7 +319,7 @@ int coll_ep_start_plan(net *n, const coll_ep_plan *p, int combine, coll_ep_done_
         int gb = x->gpu[b], relay, k = 0;
         send += wb;
         touch[b] = 1;
-        if (sm) hb_add(&hb, sm[b], wb);
+        if (sm) hb_add(&hb, sm[b], wb * smw);
         if (b == a) continue;
         k = net_route(n, combine ? gb : ga, combine ? ga : gb,
                       &(net_send_opts){.path = NET_PATH_AUTO, .key = (uint64_t)a * 65599u + (uint64_t)b}, route, &relay);
@@ -329,7 +338,7 @@ int coll_ep_start_plan(net *n, const coll_ep_plan *p, int combine, coll_ep_done_
         }
         if (l > lat) lat = l;
       }
-      if (sm) hb_add(&hb, sm[a], send);
+      if (sm) hb_add(&hb, sm[a], send * smw);
     }
     hbs[a] = hb, Ps[a] = P, lats[a] = lat;
   }
@@ -377,11 +386,21 @@ int coll_ep_deepep_rdma_chunk(int ranks, int combine) {
   return combine ? comb[best] : disp[best];
 }
 
+const char *const coll_ep_fmt_names[] = {"default", "bf16", "fp8_e4m3", "logfmt8", "logfmt10", NULL};
+
+double coll_ep_payload_bytes(int fmt, int hidden) {
+  double h = hidden, tiles = (double)((hidden + 127) / 128);
+  switch (fmt) {
+  case COLL_EP_FMT_FP8: return h + tiles * 4;
+  case COLL_EP_FMT_LOGFMT8: return h + tiles * COLL_EP_LOGFMT_TILE_BYTES;
+  case COLL_EP_FMT_LOGFMT10: return h * 10 / 8 + tiles * COLL_EP_LOGFMT_TILE_BYTES;
+  default: return 2 * h;
+  }
+}
+
 double coll_ep_token_bytes(int hidden, int topk, int fp8, int combine) {
-  double b;
-  if (combine) b = 2.0 * hidden + 8 + 4.0 * topk;
-  else b = (fp8 ? hidden + hidden / 128 * 4.0 : 2.0 * hidden) + 8 + 8.0 * topk;
-  return 16 * ((int64_t)(b + 15) / 16);
+  int fmt = combine || !fp8 ? COLL_EP_FMT_BF16 : COLL_EP_FMT_FP8;
+  return ep_token_bytes(coll_ep_payload_bytes(fmt, hidden), topk, combine);
 }
 
 typedef struct run_ctx {

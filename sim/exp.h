@@ -50,6 +50,11 @@ typedef struct exp_kind {
   int (*run)(const exp_run *run, void *spec, res_row *row);
   /* Figures this kind can draw (plots/<name>.gp), NULL-terminated. */
   const char *const *plots;
+  /* Optional: called once after every point has run (a sweep or a single run) and before the
+   * figures are drawn, with the results table, the results directory and the summary stream (or
+   * NULL when quiet), for what needs every row (e.g. a Pareto front). Returns 0, 2 (bad input,
+   * message printed) or 1. */
+  int (*finish)(const char *results_csv, const char *out_dir, FILE *summary);
 } exp_kind;
 
 /* Keys every experiment has. */

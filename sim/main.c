@@ -37,13 +37,6 @@ static void usage(FILE *f) {
   fprintf(f, "\n'moesim COMMAND --help' documents each command's options.\n");
 }
 
-int cli_is_help(const char *arg) { return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0; }
-
-int cli_not_implemented(const char *cmd) {
-  fprintf(stderr, "moesim %s: not yet implemented\n", cmd);
-  return UTIL_EXIT_USAGE;
-}
-
 int main(int argc, char **argv) {
   if (argc < 2) {
     usage(stderr);

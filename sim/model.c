@@ -107,7 +107,8 @@ void model_init(model_spec *m) {
   m->moe.groups_per_token = 1;
   m->moe.gate = MODEL_GATE_SOFTMAX;
   m->prec = (model_precision){.gemm = MODEL_BF16, .act_cache = MODEL_BF16, .attn_out = MODEL_BF16,
-                              .weights = MODEL_BF16, .master = MODEL_FP32, .grads = MODEL_FP32, .moments = MODEL_FP32};
+                              .weights = MODEL_BF16, .master = MODEL_FP32, .grads = MODEL_FP32, .moments = MODEL_FP32,
+                              .quant_passes = 1, .wgrad_transpose = 1};
 }
 
 /* The node of `key` inside mapping `sect` of root (or the section, or the root), for messages. */

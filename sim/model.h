@@ -18,6 +18,15 @@
  *  - params_total counts the main model (embedding, layers, final norm, head) without the MTP
  *    modules, as DeepSeek's 671B does; params_active counts what one token touches in it,
  *    embedding and head included. Training FLOPs include the MTP modules (they are trained).
+ *  - FP8 models (V3's recipe on Hopper) also list the passes that give the GEMMs their FP8
+ *    operands: a quantize op (MODEL_OP_QUANT: reads BF16, writes FP8 and 1x128 scales) before each
+ *    FP8 GEMM input in F (once per tensor: x of the q and kv down-projections is one tensor, the
+ *    dispatched copy is quantized once before the dispatch) and before each Dgrad (dy), again in
+ *    the backward where a recomputed input must be re-quantized, and in W a transpose op
+ *    (MODEL_OP_TRANSPOSE) over the cached x and the FP8 dy of each Wgrad. They move bytes and have no
+ *    model FLOPs. prec.quant_passes = 0 (online quantization) drops the quantize ops, the GEMMs
+ *    reading BF16 and writing the FP8 copy the backward keeps; prec.wgrad_transpose = 0
+ *    (transposed GEMM) drops the transposes.
  *  - KV cache: what one token leaves per main-model layer for decoding, in BF16: MLA caches the
  *    compressed latent and the shared RoPE key ((kv_lora_rank + qk_rope_head_dim) values), GQA
  *    caches K and V (2 * kv_heads * head_dim values). */
@@ -64,6 +73,12 @@ typedef struct model_precision {
   int master;     /* master weights */
   int grads;      /* weight gradients */
   int moments;    /* the two AdamW moments */
+  /* How FP8 GEMM operands get their format (not YAML keys of the model: hardware features the
+   * experiments' hw_features section sets, sim/whatif.h). Meaningful only with gemm = FP8. */
+  int quant_passes;    /* 1: each FP8 GEMM input is quantized by its own memory pass before the
+                          GEMM (Hopper, V3); 0: the GEMM casts as it loads (online quantization) */
+  int wgrad_transpose; /* 1: the weight-gradient GEMM's operands (cached x, dy) are transposed
+                          into token-wise tiles by their own pass; 0: read transposed by the MMA */
 } model_precision;
 
 typedef struct model_recompute {
@@ -137,7 +152,10 @@ typedef enum model_op_class {
   MODEL_OP_SWIGLU,  /* SiLU(gate) * up */
   MODEL_OP_ROUTE,   /* gate scores, top-k, weights */
   MODEL_OP_EMBED,   /* embedding gather (F) / scatter-add (W) */
-  MODEL_OP_LOSS     /* softmax cross-entropy */
+  MODEL_OP_LOSS,    /* softmax cross-entropy */
+  MODEL_OP_QUANT,   /* FP8 quantization of a GEMM input: BF16 in, FP8 + 1x128 scales out */
+  MODEL_OP_TRANSPOSE /* a weight gradient's FP8 operand re-laid along the token dimension: read,
+                        dequantize, transpose, re-quantize into 128x1 tiles, write */
 } model_op_class;
 
 typedef enum model_block {
@@ -161,7 +179,7 @@ typedef struct model_op {
   double bytes;       /* bytes read and written, one pass over each operand */
 } model_op;
 
-#define MODEL_MAX_OPS 160 /* ops of any one block */
+#define MODEL_MAX_OPS 256 /* ops of any one block */
 
 /* The ops of block b for a micro-batch of `seqs` sequences of seq_len tokens, written to out[];
  * returns how many. Order: the F ops in execution order, then B (with recomputation first), then

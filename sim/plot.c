@@ -228,6 +228,7 @@ int plot_draw(const char *spec, const char *csv, const char *out_dir, const plot
     util_buf_free(&vars);
   }
   if (rc == 0 && !o->quiet) printf("figure    %s/%s.png (and .svg)\n", out_dir, fig);
+  if (rc == 0 && !o->quiet && pc.table.data) fputs(pc.table.data, stdout);
   util_buf_free(&script);
   util_buf_free(&dat);
   free(fig);
@@ -236,6 +237,7 @@ int plot_draw(const char *spec, const char *csv, const char *out_dir, const plot
   free(pc.rows);
   util_buf_free(&pc.data);
   util_buf_free(&pc.vars);
+  util_buf_free(&pc.table);
   plot_table_free(&t);
   return rc;
 }

@@ -19,6 +19,7 @@ typedef struct plot_ctx {
   util_buf vars;        /* the kind's gnuplot -e assignments */
   const plot_opts *o;   /* options */
   char *title;          /* default title (malloc'd, or NULL) */
+  util_buf table;       /* a text table the kind prints beside the figure (unless quiet), or empty */
 } plot_ctx;
 
 /* A figure kind. */

@@ -500,6 +500,28 @@ static int prep_whatif(plot_ctx *pc) {
   plot_var_s(&pc->vars, "xlabel", pc->t->cols[x]);
   plot_var_s(&pc->vars, "ylabel", pc->t->cols[y]);
   set_title(pc, "What-if: ", pc->t->cols[y], "");
+  /* The table printed beside the figure: one line per row, with the gain and the mechanism when
+   * the results carry them (the whatif experiment kind's columns). */
+  int gain = plot_table_col(pc->t, "gain_pct"), mech = plot_table_col(pc->t, "mechanism");
+  int wx = (int)strlen(pc->t->cols[x]), ws = 6;
+  for (size_t i = 0; i < pc->n_rows; i++) {
+    int a = (int)strlen(cats.v[cat_of[i]]), b = (int)strlen(sers.v[ser_of[i]]);
+    if (a > wx) wx = a;
+    if (b > ws) ws = b;
+  }
+  util_buf_printf(&pc->table, "  %-*s  %-*s  %10s%s%s\n", wx, pc->t->cols[x], ws, "series", pc->t->cols[y],
+                  gain >= 0 && gain != y ? "    gain%" : "", mech >= 0 ? "  mechanism" : "");
+  for (size_t i = 0; i < pc->n_rows; i++) {
+    util_buf_printf(&pc->table, "  %-*s  %-*s  %10s", wx, cats.v[cat_of[i]], ws, sers.v[ser_of[i]],
+                    cell(pc, pc->rows[i], y));
+    if (gain >= 0 && gain != y) {
+      double g;
+      if (num(cell(pc, pc->rows[i], gain), &g)) util_buf_printf(&pc->table, "  %+7.2f", g);
+      else util_buf_printf(&pc->table, "  %7s", "-");
+    }
+    if (mech >= 0) util_buf_printf(&pc->table, "  %s", cell(pc, pc->rows[i], mech));
+    util_buf_printf(&pc->table, "\n");
+  }
   free(grid);
   free(cat_of);
   free(ser_of);

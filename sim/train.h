@@ -100,6 +100,10 @@ typedef struct train_cfg {
   double price_usd_per_gpu_hour;/* rental price */
   uint64_t net_seed;            /* ECMP seed */
   const char *trace_path;       /* write a Chrome trace JSON here (atomically), or NULL */
+  const struct whatif_hw *hw;   /* hardware features (whatif.h: EP payloads, forwarding), or NULL:
+                                   today's; the plan, model and cluster already carry the rest */
+  double fp8_gemm_factor;       /* an FP8 GEMM's time over the kernel table's (whatif_fp8_gemm_factor:
+                                   the promotion step's share), 0 or 1: as measured */
   FILE *log;                    /* progress and the op-source table (NULL: silent) */
 } train_cfg;
 

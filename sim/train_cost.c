@@ -8,6 +8,7 @@
 
 #include "train_int.h"
 #include "util.h"
+#include "whatif.h"
 
 #define TR_EXPERT_ALIGN 128 /* DeepGEMM's contiguous layout pads each expert's rows to its block M */
 
@@ -40,10 +41,14 @@ sim_ps tr_coll_time(tr_sim *s, int kind, const int *gpus, int n, double bytes) {
 
 /* ---------------------------------------------------------------- EP */
 
-/* One all-to-all of the EP group whose first GPU is base: its end minus its start. */
-static sim_ps ep_time(tr_sim *s, const ep_routing *r, int base, int combine, int fp8, int *code) {
+/* One all-to-all of the EP group whose first GPU is base: its end minus its start. `fmt` is the
+ * payload's coll_ep_fmt (DEFAULT: FP8 or BF16 as fp8 says for dispatch, BF16 for combine). */
+static sim_ps ep_time(tr_sim *s, const ep_routing *r, int base, int combine, int fp8, int fmt, int *code) {
+  const whatif_hw *hw = s->cfg->hw;
   coll_ep_cfg c = {.hidden = s->model.hidden, .dispatch_fp8 = fp8, .sms = s->plan.comm_sms,
-                   .kernel = s->cfg->ep_kernel, .gpus = NULL, .base_gpu = base};
+                   .kernel = s->cfg->ep_kernel, .gpus = NULL, .base_gpu = base,
+                   .codec_sm_factor = hw ? hw->logfmt_codec_sm_factor : 0, .hw_forward = hw && hw->unified_network};
+  c.fmt[combine] = fmt;
   coll_ep_result res;
   if (coll_ep_run(s->cfg->topo, s->cfg->net_seed, &c, r, combine, &res) != 0) {
     *code = tr_fail(s, 2, "the EP all-to-all of %d ranks cannot run on cluster %s (message above)", r->ranks,
@@ -76,11 +81,12 @@ static int ep_times(tr_sim *s, const ep_routing *r, tr_ep *x) {
   int code = 0;
   for (int i = 0; i < nb && code == 0; i++) {
     sim_ps t[3];
-    t[0] = ep_time(s, r, bases[i], 0, s->cfg->dispatch_fp8, &code);
+    const whatif_hw *hw = s->cfg->hw;
+    t[0] = ep_time(s, r, bases[i], 0, s->cfg->dispatch_fp8, hw ? hw->ep_fmt[0] : 0, &code);
     /* backward: the combine's gradient travels the dispatch path (BF16), the dispatch's gradient
-     * the combine path (BF16, reduced) */
-    t[1] = code ? 0 : ep_time(s, r, bases[i], 1, 0, &code);
-    t[2] = code ? 0 : ep_time(s, r, bases[i], 0, 0, &code);
+     * the combine path (BF16, reduced); payload formats of hw_features apply to the forward's */
+    t[1] = code ? 0 : ep_time(s, r, bases[i], 1, 0, hw ? hw->ep_fmt[1] : 0, &code);
+    t[2] = code ? 0 : ep_time(s, r, bases[i], 0, 0, COLL_EP_FMT_DEFAULT, &code);
     if (code) break;
     if (t[0] > x->disp_f) x->disp_f = t[0];
     if (t[1] > x->comb_f) x->comb_f = x->disp_b = t[1];
@@ -144,6 +150,25 @@ static int mlp_side(const char *name) {
 
 static int pass_of(const model_op *o) { return o->pass == MODEL_PASS_F ? TR_F : o->pass == MODEL_PASS_B ? TR_B : TR_W; }
 
+/* An op's compute_op_cost, with an FP8 GEMM's time scaled by the hardware's promotion steps
+ * (train_cfg.fp8_gemm_factor) but never below its bytes at HBM bandwidth. Only times that come
+ * from a real kernel (a measured or published row, or a projection from one: DeepGEMM's kernels,
+ * one step per block) carry steps to change; a roofline time has none. */
+static double op_cost(tr_sim *s, const compute_op *op, compute_cost *out) {
+  compute_cost cc;
+  double t = compute_op_cost(s->cfg->compute, op, &cc), f = s->cfg->fp8_gemm_factor;
+  if (f > 0 && f != 1 && cc.src != COMPUTE_SRC_ROOFLINE && (op->cls == COMPUTE_GEMM || op->cls == COMPUTE_GROUPED) &&
+      strncmp(op->dtype, "fp8", 3) == 0) {
+    double floor = op->bytes / (s->cfg->topo->gpu.hbm_gbyte_s * 1e9);
+    t = t * f > floor ? t * f : floor > t ? t : floor;
+    cc.seconds = t;
+    size_t u = strlen(cc.from);
+    snprintf(cc.from + u, sizeof cc.from - u, "; x%.3f promotion steps", f);
+  }
+  if (out) *out = cc;
+  return t;
+}
+
 /* The cost of a non-routed op on one GPU (TP takes 1/tp of it). */
 static double op_seconds(tr_sim *s, const model_op *mo, compute_cost *cc) {
   compute_op op;
@@ -157,7 +182,7 @@ static double op_seconds(tr_sim *s, const model_op *mo, compute_cost *cc) {
       else op.k = (op.k + tp - 1) / tp;
     }
   }
-  return compute_op_cost(s->cfg->compute, &op, cc);
+  return op_cost(s, &op, cc);
 }
 
 /* The cost of a routed-expert op on a GPU computing `rows` (padded) rows of `local` experts; the
@@ -186,7 +211,7 @@ static double routed_seconds(tr_sim *s, const model_op *mo, double rows, compute
     op.bytes *= f;
   }
   if (rows <= 0) return 0;
-  return compute_op_cost(s->cfg->compute, &op, cc);
+  return op_cost(s, &op, cc);
 }
 
 /* Adds the routed ops of `ops` for sample k on its slowest GPU (per pass) to u. */

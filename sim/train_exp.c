@@ -11,6 +11,7 @@
 #include "schedule.h"
 #include "train.h"
 #include "util.h"
+#include "whatif.h"
 
 typedef struct tx_spec {
   model_spec model;        /* model: file or mapping */
@@ -23,6 +24,7 @@ typedef struct tx_spec {
   int ep_kernel;           /* coll_ep_kernel */
   double price;            /* USD per GPU-hour (0: the GPU's catalogue rent) */
   uint64_t net_seed;       /* ECMP seed */
+  whatif_hw hw;            /* hw_features: the hardware suggestions' mechanisms */
 } tx_spec;
 
 static const char *const sched_names[] = {"1f1b", "interleaved", "zb1p", "dualpipe", "dualpipev", NULL};
@@ -112,6 +114,8 @@ static const cfg_key tx_keys[] = {
     {.name = "price_usd_per_gpu_hour", .type = CFG_DOUBLE, .offset = offsetof(tx_spec, price), .flags = CFG_NONNEG,
      .doc = "rental price, USD per GPU-hour (0 or absent: the GPU's catalogue rent)"},
     {.name = "net_seed", .type = CFG_UINT, .offset = offsetof(tx_spec, net_seed), .doc = "ECMP route seed"},
+    {.name = "hw_features", .type = CFG_STRUCT, .offset = offsetof(tx_spec, hw), .sub = whatif_hw_keys,
+     .doc = "hardware suggestions of the V3 report and its ISCA'25 follow-up as mechanisms (default: today's H800)"},
     CFG_END};
 
 static void tx_init(void *p) {
@@ -123,6 +127,7 @@ static void tx_init(void *p) {
   s->routing = (train_routing){.balance = TRAIN_BALANCE_BIAS, .seed = 1, .samples = 1};
   s->dispatch_fp8 = 1;
   s->net_seed = 1;
+  whatif_hw_init(&s->hw);
 }
 
 /* The mapping an include key names (inline, or the file it points to), for error positions. */
@@ -158,6 +163,7 @@ static void fill_row(res_row *row, const tx_spec *s, const topo *t, const train_
   res_set(row, "cluster", "%s", t->name);
   res_set(row, "gpu", "%s", t->gpu.model ? t->gpu.model : "gpu");
   res_set_i(row, "gpus", r->gpus);
+  res_set_i(row, "gpus_per_node", t->gpus_per_node);
   res_set(row, "schedule", "%s", sched_names[s->plan.schedule]);
   res_set_i(row, "pp", s->plan.pp);
   res_set_i(row, "dp", r->dp);
@@ -203,6 +209,10 @@ static void fill_row(res_row *row, const tx_spec *s, const topo *t, const train_
     snprintf(col, sizeof col, "compute_%s_frac", compute_src_name((compute_src)k));
     res_set_f(row, col, total > 0 ? r->compute_src_s[k] / total : 0);
   }
+  topo_summary ts;
+  topo_summarize(t, &ts);
+  res_set_f(row, "network_cost_usd", ts.cost_usd);
+  res_set(row, "fabric", "%s", topo_fabric_names[t->fabric_kind]);
   res_set(row, "routing", "%s%s skew %g seed %llu", s->routing.trace ? "trace " : "",
           s->routing.trace ? s->routing.trace : train_balance_name(s->routing.balance), s->routing.zipf_s,
           (unsigned long long)s->routing.seed);
@@ -243,9 +253,29 @@ static int tx_run(const exp_run *run, void *p, res_row *row) {
     fprintf(stderr, "%s: error: precision.gemm must be fp8_e4m3 or bf16\n", run->exp_path);
     return UTIL_EXIT_USAGE;
   }
+  whatif_apply_model(&s->hw, &s->model);
   const cfg_node *cn = include_node(ctx, run->exp_path, "cluster");
   if (topo_spec_resolve(ctx, &s->cluster, cn) != 0) return UTIL_EXIT_USAGE;
   char err[512];
+  const cfg_node *root = cfg_load_file(ctx, run->exp_path), *hwn = root ? cfg_node_get(root, "hw_features") : NULL;
+  if (whatif_apply_topo(&s->hw, &s->cluster, err, sizeof err) != 0) {
+    cfg_error(ctx, hwn ? hwn : root, "%s", err);
+    return UTIL_EXIT_USAGE;
+  }
+  whatif_promo promo = {0};
+  if (whatif_promo_needed(&s->hw) && s->model.prec.gemm == MODEL_FP8) {
+    if (!s->hw.promotion_table) {
+      cfg_error(ctx, hwn ? hwn : root,
+                "these hw_features change the FP8 GEMMs' promotion steps; hw_features.promotion_table must name "
+                "the promotion study that says what a step costs");
+      return UTIL_EXIT_USAGE;
+    }
+    if (whatif_promo_load(s->hw.promotion_table, &promo, err, sizeof err) != 0) {
+      cfg_error(ctx, hwn ? cfg_node_get(hwn, "promotion_table") : root, "%s", err);
+      return UTIL_EXIT_USAGE;
+    }
+  }
+  if (s->hw.comm_offload) s->plan.comm_sms = 0;
   topo *t = topo_build(&s->cluster, err, sizeof err);
   if (!t) {
     cfg_error(ctx, cn, "%s", err);
@@ -283,7 +313,8 @@ static int tx_run(const exp_run *run, void *p, res_row *row) {
   train_cfg cfg = {.model = &s->model, .topo = t, .compute = cc, .plan = s->plan, .routing = s->routing,
                    .dispatch_fp8 = s->dispatch_fp8, .ep_kernel = s->ep_kernel,
                    .price_usd_per_gpu_hour = s->price > 0 ? s->price : t->gpu.rent_usd_per_hour,
-                   .net_seed = s->net_seed, .trace_path = trace.data, .log = run->summary};
+                   .net_seed = s->net_seed, .trace_path = trace.data, .log = run->summary, .hw = &s->hw,
+                   .fp8_gemm_factor = whatif_fp8_gemm_factor(&s->hw, promo.shapes ? &promo : NULL)};
   train_result r;
   if (rc == 0) {
     rc = train_run(&cfg, &r, err, sizeof err);

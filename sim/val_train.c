@@ -6,7 +6,8 @@
  *    tokens = 180K (Table 1; section 1). Tolerance 25%, stated before the first run. The published
  *    figure is a whole run's average; the simulator's is one steady-state step with the best
  *    published kernels, so it is expected below (the ramp of the batch from 3072 sequences, restarts,
- *    checkpoints, stragglers and the FP8 quantization and transposition kernels are not in it).
+ *    checkpoints and stragglers are not in it; the FP8 quantize and Wgrad transpose passes are,
+ *    since model.h lists them: 120.5K -> 126.5K GPU-hours when they were added).
  *  - Computation-to-communication ratio of one MoE layer under cross-node EP: "approximately 1:1"
  *    (section 3.2.1), here the layer's forward + backward compute on all SMs over its four
  *    all-to-alls (dispatch, combine and their backward twins) for one micro-batch. Tolerance 30%. */

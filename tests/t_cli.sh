@@ -1,20 +1,7 @@
 #!/bin/sh
 # tests/t_cli.sh — the command line as a user meets it: help texts, usage errors (exit 2), and
 # bad configs that must exit 2 with path:line:col and create no output.
-M=${MOESIM:-build/moesim}
-M="$(cd "$(dirname "$M")" && pwd)/$(basename "$M")"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "t_cli.sh: $1" >&2; }
-
-# expect CODE DESCRIPTION -- command...   (stdout/stderr in $T/out, $T/err)
-expect() {
-  code=$1; what=$2; shift 3
-  "$@" >"$T/out" 2>"$T/err"; rc=$?
-  if [ "$rc" -eq "$code" ]; then ok; else bad "$what: exit $rc, expected $code"; sed 's/^/    /' "$T/err" >&2; fi
-}
+. tests/lib.sh
 
 expect 0 "--help" -- "$M" --help
 grep -q "usage: moesim" "$T/out" || bad "--help prints usage on stdout"
@@ -35,7 +22,6 @@ expect 2 "run without file" -- "$M" run
 expect 2 "run missing file" -- "$M" run "$T/nope.yaml"
 
 mkdir -p "$T/exp"
-REPO=$(pwd)
 sed "s|^catalogue: .*|catalogue: $REPO/topologies/hardware.yaml|" tests/fixtures/tiny2x2.yaml > "$T/exp/cluster.yaml"
 cat > "$T/exp/typo.yaml" <<'Y'
 name: typo
@@ -67,5 +53,4 @@ expect 2 "unknown kind" -- "$M" run exp/kind.yaml
 grep -q "did you mean 'moe_layer'" "$T/err" || bad "unknown kind suggests"
 [ -e "$T/results" ] && bad "a bad config created results/"
 
-echo "$pass passed, $fail failed, 0 skipped"
-[ "$fail" -eq 0 ]
+finish

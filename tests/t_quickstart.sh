@@ -1,13 +1,7 @@
 #!/bin/sh
 # tests/t_quickstart.sh — the walking skeleton end to end on a tiny layer: kernels measured and
 # validated, the simulator's row written, the figure drawn; same seed, same routing.
-M=${MOESIM:-build/moesim}
-M="$(cd "$(dirname "$M")" && pwd)/$(basename "$M")"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0; fail=0
-check() { if eval "$2"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "t_quickstart.sh: $1" >&2; fi; }
-REPO=$(pwd)
+. tests/lib.sh
 cat > "$T/tiny.yaml" <<'Y'
 name: tiny
 kind: moe_layer
@@ -38,5 +32,4 @@ cut -d, -f11,12 other/results.csv > third.txt
 check "another seed, another routing" '! cmp -s first.txt third.txt'
 # The layer time is the sum of its phases on the critical path.
 check "phases add up to the layer" "awk -F, 'NR==2 { d=\$5+\$6+\$7-\$8; exit !(d < 0.01 && d > -0.01) }' results/tiny/results.csv"
-echo "$pass passed, $fail failed, 0 skipped"
-[ "$fail" -eq 0 ]
+finish

@@ -3,20 +3,7 @@
 # the CSV line of every shipped topology (counts against the closed forms), the table, --set,
 # usage errors (exit 2), a bad file (path:line:col, exit 2), `moesim validate deepep --csv`, and a
 # `collective` experiment with its links.csv.
-M=${MOESIM:-build/moesim}
-M="$(cd "$(dirname "$M")" && pwd)/$(basename "$M")"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "t_topo.sh: $1" >&2; }
-
-# expect CODE DESCRIPTION -- command...   (stdout/stderr in $T/out, $T/err)
-expect() {
-  code=$1; what=$2; shift 3
-  "$@" >"$T/out" 2>"$T/err"; rc=$?
-  if [ "$rc" -eq "$code" ]; then ok; else bad "$what: exit $rc, expected $code"; sed 's/^/    /' "$T/err" >&2; fi
-}
+. tests/lib.sh
 
 # csv FILE EXPECTED-ROW-PREFIX  (name,endpoints,switches,links,bisection_gbps)
 csv() {
@@ -95,5 +82,4 @@ sed -i 's/ranks: 16/ranks: 17/' "$T/ar.yaml"
 expect 2 "too many ranks" -- "$M" run "$T/ar.yaml" --out "$T/ar2" --quiet
 [ -e "$T/ar2/results.csv" ] && bad "no results on bad input" || ok
 
-echo "$pass passed, $fail failed, 0 skipped"
-[ "$fail" -eq 0 ]
+finish

@@ -9,7 +9,11 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "util.h"
 
 static int t_passed, t_failed, t_skipped; /* tests, not checks */
 static int t_cur_failed;                   /* checks failed in the running test */
@@ -62,7 +66,63 @@ static const char *t_cur_name;             /* name of the running test */
     else t_passed++;                                                                             \
   } while (0)
 
+/* ---- scratch files and stderr capture, for tests of loaders and error messages ---- */
+
+/* A per-process scratch directory (created on first use, removed by t_done). */
+static char t_scratch_dir[256];
+static inline const char *t_scratch(void) {
+  if (!t_scratch_dir[0]) {
+    snprintf(t_scratch_dir, sizeof t_scratch_dir, "/tmp/moesim-test-%ld", (long)getpid());
+    util_mkdirs(t_scratch_dir);
+  }
+  return t_scratch_dir;
+}
+
+/* Writes `text` to scratch/name (creating subdirectories) and returns its path; the last 8 paths
+ * stay valid. */
+static inline const char *t_put(const char *name, const char *text) {
+  static char paths[8][512];
+  static int next;
+  char *p = paths[next++ % 8];
+  snprintf(p, 512, "%s/%s", t_scratch(), name);
+  char *dir = util_dirname(p);
+  util_mkdirs(dir);
+  free(dir);
+  FILE *f = fopen(p, "w");
+  if (f) {
+    fputs(text, f);
+    fclose(f);
+  }
+  return p;
+}
+
+/* Redirects stderr into a scratch file until t_capture_end(), which returns what was written
+ * (malloc'd). */
+static int t_saved_fd = -1;
+static inline void t_capture_begin(void) {
+  char path[512];
+  fflush(stderr);
+  snprintf(path, sizeof path, "%s/stderr.txt", t_scratch());
+  t_saved_fd = dup(2);
+  if (!freopen(path, "w", stderr)) t_saved_fd = -1;
+}
+static inline char *t_capture_end(void) {
+  char path[512];
+  fflush(stderr);
+  if (t_saved_fd >= 0) {
+    dup2(t_saved_fd, 2);
+    close(t_saved_fd);
+  }
+  snprintf(path, sizeof path, "%s/stderr.txt", t_scratch());
+  return util_read_file(path, NULL);
+}
+
 static inline int t_done(void) {
+  if (t_scratch_dir[0]) {
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", t_scratch_dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", t_scratch_dir);
+  }
   printf("%d passed, %d failed, %d skipped\n", t_passed, t_failed, t_skipped);
   return t_failed ? 1 : 0;
 }

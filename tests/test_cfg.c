@@ -8,40 +8,6 @@
 #include "test.h"
 #include "util.h"
 
-static char tmpdir[256];
-
-/* Writes `text` to tmpdir/name and returns the path (static buffer rotation). */
-static const char *put(const char *name, const char *text) {
-  static char paths[8][512];
-  static int next;
-  char *p = paths[next++ % 8];
-  snprintf(p, 512, "%s/%s", tmpdir, name);
-  char *dir = util_dirname(p);
-  util_mkdirs(dir);
-  free(dir);
-  FILE *f = fopen(p, "w");
-  fputs(text, f);
-  fclose(f);
-  return p;
-}
-
-/* stderr capture, to check error messages. */
-static int saved_fd = -1;
-static char cap_path[512];
-static void cap_begin(void) {
-  fflush(stderr);
-  snprintf(cap_path, sizeof cap_path, "%s/stderr.txt", tmpdir);
-  saved_fd = dup(2);
-  FILE *f = freopen(cap_path, "w", stderr);
-  (void)f;
-}
-static char *cap_end(void) {
-  fflush(stderr);
-  dup2(saved_fd, 2);
-  close(saved_fd);
-  return util_read_file(cap_path, NULL);
-}
-
 typedef struct nic_spec {
   double bw_gbps;
   double latency_ns;
@@ -97,16 +63,16 @@ static const cfg_key cluster_keys[] = {
 
 /* Loads `text` as file `name` and binds it; returns rc and the captured stderr in *err. */
 static int load(const char *name, const char *text, cluster_spec *out, char **err, const char *const *sets) {
-  const char *p = put(name, text);
+  const char *p = t_put(name, text);
   cfg_ctx *ctx = cfg_new();
   memset(out, 0, sizeof *out);
   out->gpus_per_node = 8;
-  cap_begin();
+  t_capture_begin();
   int rc = 0;
   for (int i = 0; sets && sets[i] && rc == 0; i++) rc = cfg_override(ctx, sets[i], "--set");
   if (rc == 0) rc = cfg_load_bind(ctx, p, cluster_keys, out);
   if (rc == 0) rc = cfg_overrides_check_used(ctx);
-  char *e = cap_end();
+  char *e = t_capture_end();
   if (err) *err = e;
   else free(e);
   /* Copy what tests read before the ctx (which owns the strings) goes. */
@@ -156,7 +122,7 @@ static void test_bind_all_types(void) {
   T_NEAR(c.links[0].bw_gbps, 50, 0);
   T_NEAR(c.links[1].bw_gbps, 100, 0); /* elem_init default */
   char want[600];
-  snprintf(want, sizeof want, "%s/traces/x.bin", tmpdir);
+  snprintf(want, sizeof want, "%s/traces/x.bin", t_scratch());
   T_EQ_STR(c.trace, want); /* paths resolve against the naming file */
   free(err);
 }
@@ -241,7 +207,7 @@ static void test_out_of_range(void) {
 }
 
 static void test_include(void) {
-  put("inc/nic400.yaml", "bw_gbps: 400\nlatency_ns: 1000\n");
+  t_put("inc/nic400.yaml", "bw_gbps: 400\nlatency_ns: 1000\n");
   cluster_spec c;
   char *err;
   int rc = load("withinc.yaml", "name: x\nnic: inc/nic400.yaml\n", &c, &err, NULL);
@@ -249,7 +215,7 @@ static void test_include(void) {
   T_NEAR(c.nic.bw_gbps, 400, 0);
   free(err);
   /* an error inside an included file points into that file */
-  put("inc/nicbad.yaml", "bw_gbps: 400\nlatency_nz: 1\n");
+  t_put("inc/nicbad.yaml", "bw_gbps: 400\nlatency_nz: 1\n");
   rc = load("withinc2.yaml", "name: x\nnic: inc/nicbad.yaml\n", &c, &err, NULL);
   T_CHECKF(rc != 0 && has(err, "inc/nicbad.yaml:2:1: error: unknown key 'latency_nz'"), "%s", err);
   free(err);
@@ -274,13 +240,13 @@ static void test_include_cycle(void) {
   rec_keys[0] = (cfg_key){.name = "next", .type = CFG_INCLUDE, .offset = 0, .sub = rec_keys};
   rec_keys[1] = (cfg_key){.name = "v", .type = CFG_INT, .offset = 0};
   rec_keys[2] = (cfg_key)CFG_END;
-  const char *a = put("cyc/a.yaml", "v: 1\nnext: b.yaml\n");
-  put("cyc/b.yaml", "v: 2\nnext: a.yaml\n");
+  const char *a = t_put("cyc/a.yaml", "v: 1\nnext: b.yaml\n");
+  t_put("cyc/b.yaml", "v: 2\nnext: a.yaml\n");
   cfg_ctx *ctx = cfg_new();
   int64_t scratch[4] = {0};
-  cap_begin();
+  t_capture_begin();
   int rc = cfg_load_bind(ctx, a, rec_keys, scratch);
-  char *err = cap_end();
+  char *err = t_capture_end();
   T_CHECK(rc != 0);
   T_CHECKF(has(err, "cyc/b.yaml:2:7: error: include cycle"), "%s", err);
   free(err);
@@ -300,7 +266,7 @@ static void test_overrides(void) {
   T_NEAR(c.links[0].bw_gbps, 100, 0);
   free(err);
   /* an override into an included file, and into a mapping absent from the file */
-  put("inc/nic100.yaml", "bw_gbps: 100\n");
+  t_put("inc/nic100.yaml", "bw_gbps: 100\n");
   const char *sets2[] = {"nic.latency_ns=5", NULL};
   rc = load("ovr2.yaml", "name: x\nnic: inc/nic100.yaml\n", &c, &err, sets2);
   T_CHECKF(rc == 0 && c.nic.latency_ns == 5 && c.nic.bw_gbps == 100, "%s", err);
@@ -368,8 +334,6 @@ static void test_node_text_and_walk(void) {
 }
 
 int main(void) {
-  snprintf(tmpdir, sizeof tmpdir, "/tmp/moesim-test-cfg-%ld", (long)getpid());
-  util_mkdirs(tmpdir);
   T_RUN(test_bind_all_types);
   T_RUN(test_defaults_kept);
   T_RUN(test_malformed_yaml);
@@ -385,8 +349,5 @@ int main(void) {
   T_RUN(test_duplicate_key);
   T_RUN(test_alias_bomb_and_recursion);
   T_RUN(test_node_text_and_walk);
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
   return t_done();
 }

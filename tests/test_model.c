@@ -133,10 +133,14 @@ static void test_v3_ops(void) {
   while (i < n && ops[i].recompute) i++;
   T_CHECK(i < n && strcmp(ops[i].name, "moe.combine") == 0 && ops[i].pass == MODEL_PASS_B);
   T_CHECK(ops[n - 1].pass == MODEL_PASS_W && strcmp(ops[n - 1].name, "attn.norm") == 0);
-  /* V3's recomputation: 4 norms, 2 MLA up-projections, 2 SwiGLUs, plus FlashAttention's scores. */
-  int rc = 0;
-  for (size_t j = 0; j < n; j++) rc += ops[j].recompute;
+  /* V3's recomputation: 4 norms, 2 MLA up-projections, 2 SwiGLUs, plus FlashAttention's scores;
+   * and the FP8 quantization of the recomputed GEMM inputs (the q/kv down-projections' x, the q and
+   * kv latents, the dispatched x for the shared expert, the two SwiGLU outputs). */
+  int rc = 0, rq = 0;
+  for (size_t j = 0; j < n; j++) rc += ops[j].recompute && ops[j].cls != MODEL_OP_QUANT;
+  for (size_t j = 0; j < n; j++) rq += ops[j].recompute && ops[j].cls == MODEL_OP_QUANT;
   T_EQ_INT(rc, 9);
+  T_EQ_INT(rq, 6);
   m.recompute = (model_recompute){0, 0, 0, 0};
   n = model_block_ops(&m, MODEL_BLOCK_MOE, 2, ops);
   rc = 0;

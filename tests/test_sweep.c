@@ -113,47 +113,18 @@ const exp_kind *const exp_kinds[] = {&probe_kind, NULL};
 
 /* ---------------------------------------------------------------- helpers */
 
-static char tmpdir[256];
-
-static const char *put(const char *name, const char *text) {
-  static char paths[8][512];
-  static int next;
-  char *p = paths[next++ % 8];
-  snprintf(p, 512, "%s/%s", tmpdir, name);
-  FILE *f = fopen(p, "w");
-  fputs(text, f);
-  fclose(f);
-  return p;
-}
-
-static int saved_fd = -1;
-static char cap_path[512];
-static void cap_begin(void) {
-  fflush(stderr);
-  snprintf(cap_path, sizeof cap_path, "%s/stderr.txt", tmpdir);
-  saved_fd = dup(2);
-  FILE *f = freopen(cap_path, "w", stderr);
-  (void)f;
-}
-static char *cap_end(void) {
-  fflush(stderr);
-  dup2(saved_fd, 2);
-  close(saved_fd);
-  return util_read_file(cap_path, NULL);
-}
-
 /* Parses `sweep_yaml` (the value of sweep:) from a file; returns 0/-1 and, on error, the message. */
 static int parse(cfg_ctx *ctx, const char *sweep_yaml, sweep *s, char **err) {
   util_buf b = {0};
   util_buf_printf(&b, "sweep:\n%s", sweep_yaml);
-  const char *path = put("sw.yaml", b.data);
+  const char *path = t_put("sw.yaml", b.data);
   util_buf_free(&b);
   const cfg_node *root = cfg_load_file(ctx, path);
   T_CHECK(root != NULL);
   if (!root) return -1;
-  cap_begin();
+  t_capture_begin();
   int rc = sweep_parse(ctx, cfg_node_get(root, "sweep"), s);
-  char *text = cap_end();
+  char *text = t_capture_end();
   if (err) *err = text;
   else free(text);
   return rc;
@@ -267,7 +238,7 @@ static const char *experiment(const char *sweep_yaml, const char *extra) {
   util_buf b = {0};
   util_buf_printf(&b, "name: t\nkind: probe\ndescription: a test\nx: 1.5\nn: 2\nlink: {bw_gbps: 10, latency_ns: 500}\n%s"
                       "sweep:\n%s", extra ? extra : "", sweep_yaml);
-  const char *p = put("exp.yaml", b.data);
+  const char *p = t_put("exp.yaml", b.data);
   util_buf_free(&b);
   return p;
 }
@@ -279,7 +250,7 @@ static int check_points(const char *path, char **sets, size_t n_sets, uint64_t *
   const exp_kind *kind;
   void *spec = NULL;
   sweep s;
-  cap_begin();
+  t_capture_begin();
   int rc = exp_load(ctx, path, &common, &kind, &spec);
   if (rc == 0) rc = sweep_parse(ctx, common.sweep, &s) ? 2 : 0;
   if (rc == 0) {
@@ -288,7 +259,7 @@ static int check_points(const char *path, char **sets, size_t n_sets, uint64_t *
     *hashes = util_xcalloc(s.n_points, sizeof **hashes);
     rc = sweep_check_all(&sp, *hashes, 10);
   }
-  char *text = cap_end();
+  char *text = t_capture_end();
   if (err) *err = text;
   else free(text);
   free(spec);
@@ -335,7 +306,7 @@ static uint64_t hash_of(const char *path, char **sets, size_t n_sets, size_t poi
 }
 
 static void test_fingerprints(void) {
-  put("link.yaml", "bw_gbps: 7\nlatency_ns: 100\n");
+  t_put("link.yaml", "bw_gbps: 7\nlatency_ns: 100\n");
   const char *p = experiment("  grid: {x: [1, 2]}\n", NULL);
   uint64_t base = hash_of(p, NULL, 0, 1);
   T_CHECK(base != 0);
@@ -353,7 +324,7 @@ static void test_fingerprints(void) {
   p = experiment("  grid: {link: [link.yaml]}\n", NULL);
   uint64_t inc = hash_of(p, NULL, 0, 0);
   T_CHECK(inc != 0);
-  put("link.yaml", "bw_gbps: 8\nlatency_ns: 100\n");
+  t_put("link.yaml", "bw_gbps: 8\nlatency_ns: 100\n");
   T_CHECK(hash_of(p, NULL, 0, 0) != inc);
 }
 
@@ -396,7 +367,7 @@ static void test_record_lines(void) {
 
 static void test_journal(void) {
   char dir[512];
-  snprintf(dir, sizeof dir, "%s/res", tmpdir);
+  snprintf(dir, sizeof dir, "%s/res", t_scratch());
   sweep_journal j;
   T_EQ_INT(sweep_journal_open(dir, 1, &j), 0);
   sweep_rec a = {.hash = 1, .ok = 0, .error = util_xstrdup("boom")};
@@ -411,9 +382,9 @@ static void test_journal(void) {
   T_EQ_INT(sweep_journal_add(&j, &d), 0);
   /* A second run on the same directory is refused while the first holds it. */
   sweep_journal other;
-  cap_begin();
+  t_capture_begin();
   T_EQ_INT(sweep_journal_open(dir, 0, &other), UTIL_EXIT_SYS);
-  char *err = cap_end();
+  char *err = t_capture_end();
   T_CHECKF(err && strstr(err, "another moesim run"), "%s", err);
   free(err);
   char *path = util_xstrdup(j.path);
@@ -447,7 +418,7 @@ static void test_journal(void) {
 
 static void test_many_records(void) {
   char dir[512];
-  snprintf(dir, sizeof dir, "%s/many", tmpdir);
+  snprintf(dir, sizeof dir, "%s/many", t_scratch());
   sweep_journal j;
   T_EQ_INT(sweep_journal_open(dir, 1, &j), 0);
   for (uint64_t h = 0; h < 3000; h++) {
@@ -497,7 +468,7 @@ static void test_plot_names(void) {
   free(n);
   T_CHECK(plot_kind_known("pareto:time:cost"));
   T_CHECK(!plot_kind_known("paretoo"));
-  const char *p = put("q.csv", "a,\"b,c\",d\n1,\"x \"\"y\"\"\",3\n\n# comment\n4,5\n");
+  const char *p = t_put("q.csv", "a,\"b,c\",d\n1,\"x \"\"y\"\"\",3\n\n# comment\n4,5\n");
   plot_table t;
   T_EQ_INT(plot_table_read(p, &t), 0);
   T_EQ_INT(t.n_cols, 3);
@@ -507,16 +478,14 @@ static void test_plot_names(void) {
   T_EQ_STR(t.cells[5], "");
   T_EQ_INT(plot_table_col(&t, "d"), 2);
   plot_table_free(&t);
-  p = put("bad.csv", "a,b\n1,2,3\n");
-  cap_begin();
+  p = t_put("bad.csv", "a,b\n1,2,3\n");
+  t_capture_begin();
   T_EQ_INT(plot_table_read(p, &t), 2);
-  char *err = cap_end();
+  char *err = t_capture_end();
   T_CHECKF(err && strstr(err, "bad.csv:2: error:"), "%s", err);
   free(err);
 }
 
-/* The CLI helpers live in sim/main.c, which is not in libmoesim.a; weak, so a library copy wins. */
-__attribute__((weak)) int cli_is_help(const char *arg) { return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0; }
 
 int main(int argc, char **argv) {
   if (argc > 2 && strcmp(argv[1], "moesim") == 0) {
@@ -524,11 +493,6 @@ int main(int argc, char **argv) {
     if (strcmp(argv[2], "plot") == 0) return cmd_plot(argc - 2, argv + 2);
     fprintf(stderr, "test_sweep: moesim stands in for run and plot only\n");
     return 2;
-  }
-  snprintf(tmpdir, sizeof tmpdir, "/tmp/moesim-test-sweep-XXXXXX");
-  if (!mkdtemp(tmpdir)) {
-    perror("mkdtemp");
-    return 1;
   }
   T_RUN(test_grid);
   T_RUN(test_zip);
@@ -542,8 +506,5 @@ int main(int argc, char **argv) {
   T_RUN(test_many_records);
   T_RUN(test_csv);
   T_RUN(test_plot_names);
-  char cmd[600];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
   return t_done();
 }
