@@ -7,10 +7,16 @@
  * groups (job, row block, run of panels) into units, and the threads take units from a shared
  * counter (pool_run_dynamic), so a thread that another program delays holds nobody up.
  * Within a unit, for each panel and K block the micro-kernel runs over the unit's rows (the KC x NR
- * weight block stays in L1 while the activation micro-panels stream from L2/L3), accumulating into
- * an FP32 tile buffer; FP8 blocks are decoded to BF16 just before use and their
- * partial sums scaled every promo_k. The epilogue turns the tile buffer into C (FP32, BF16, or
- * SwiGLU of the gate and up halves). */
+ * weight block stays in L1 while the activation micro-panels stream from L2/L3; when a panel's
+ * weights over the whole K fit in L2, or there is a single row tile, K is not blocked at all),
+ * accumulating into an FP32 tile buffer; FP8 blocks are decoded to BF16 just before use (or in
+ * registers, for short M) and their partial sums scaled every promo_k. The epilogue turns the tile
+ * buffer into C (FP32, BF16, or SwiGLU of the gate and up halves). Weights that stream from memory
+ * are prefetched ahead (by the first row tile, or a share per tile for the next K block), and the
+ * large buffers sit on transparent huge pages: both were worth 5-15% here.
+ *
+ * The #ifndef constants below are the tuning knobs (overridable with -D for experiments); the
+ * values are the ones measured best on the Zen 5 machine this was written on. */
 #include <assert.h>
 #include <math.h>
 #include <pthread.h>
@@ -39,7 +45,7 @@
 #define GEMM_FULLK_BYTES (384 << 10) /* weights of a panel over the whole K that L2 keeps for all row tiles */
 #endif
 #ifndef GEMM_MC
-#define GEMM_MC 336 /* rows per activation block (a multiple of every MR: 14, 8, 6, 4) */
+#define GEMM_MC 336 /* rows per activation block, at most (a multiple of every MR: 14, 8, 6, 4) */
 #endif
 
 static int is_fp8(kn_dtype t) { return t == KN_FP8_E4M3 || t == KN_FP8_E5M2; }
