@@ -44,6 +44,9 @@
 #ifndef GEMM_FULLK_BYTES
 #define GEMM_FULLK_BYTES (384 << 10) /* weights of a panel over the whole K that L2 keeps for all row tiles */
 #endif
+#ifndef GEMM_DIRECT_A
+#define GEMM_DIRECT_A 1 /* let variants that can read BF16 activations in place do so */
+#endif
 #ifndef GEMM_MC
 #define GEMM_MC 336 /* rows per activation block, at most (a multiple of every MR: 14, 8, 6, 4) */
 #endif
@@ -219,6 +222,7 @@ typedef struct gemm_job {
   int64_t panels;         /* output panels of NV strips */
   int64_t apanel0;        /* index of its first activation micro-panel among all jobs' */
   int64_t mc;             /* rows per row block: at most GEMM_MC, a multiple of MR, blocks of equal size */
+  int direct;             /* BF16 activations read in place by the micro-kernel (no packing) */
 } gemm_job;
 
 /* A unit of phase-2 work: rows [r0, r0 + mc) of a job times its panels [p0, p1). */
@@ -260,7 +264,7 @@ static void pack_a_worker(void *arg, int tid, int nthreads) {
     int64_t i0 = atomic_fetch_add(&cl->next_apanel, PACK_GRAB);
     if (i0 >= cl->apanels) return;
     for (int64_t idx = i0; idx < i0 + PACK_GRAB && idx < cl->apanels; idx++) {
-      while (idx >= cl->jobs[j].apanel0 + cdiv(cl->jobs[j].m, mr)) j++;
+      while (idx >= cl->jobs[j].apanel0 + (cl->jobs[j].direct ? 0 : cdiv(cl->jobs[j].m, mr))) j++;
       gemm_job *jb = &cl->jobs[j];
       int64_t q = idx - jb->apanel0;
       int rows = (int)min64(mr, jb->m - q * mr);
@@ -301,11 +305,14 @@ static void block_compute(const gemm_call *cl, const gemm_job *jb, int64_t r0, i
       if (tiles < GEMM_BPF_TILES) lines = 0; /* short M: the first tile prefetches as it streams */
       for (int64_t i = 0; i < mc; i += mr) {
         int rows = (int)min64(mr, mc - i);
-        const uint32_t *ap = jb->apk + ((r0 + i) / mr) * kp * mr + p0 * mr;
+        const uint32_t *ap = jb->direct ? (const uint32_t *)jb->a.data + (r0 + i) * (jb->a.ld / 2) + p0
+                                        : jb->apk + ((r0 + i) / mr) * kp * mr + p0 * mr;
         for (int64_t l = 0; l < per && done < lines; l++, done++)
           __builtin_prefetch(wb + (done / np2) * 32 + (p0 + np + done % np2) * GEMM_PS, 0, 2);
-        int flags = (p0 == 0 ? GEMM_UKR_FIRST : 0) | (i == 0 && lines == 0 && GEMM_USE_PF ? GEMM_UKR_PF : 0);
-        im->ukr[rows - 1](np, ap, mr, wb + p0 * GEMM_PS, 32, ws + i * sc->ldws, sc->ldws, NULL, NULL, flags);
+        int flags = (p0 == 0 ? GEMM_UKR_FIRST : 0) | (i == 0 && lines == 0 && GEMM_USE_PF ? GEMM_UKR_PF : 0) |
+                    (jb->direct ? GEMM_UKR_ROWMAJOR : 0);
+        im->ukr[rows - 1](np, ap, jb->direct ? jb->a.ld / 2 : mr, wb + p0 * GEMM_PS, 32, ws + i * sc->ldws, sc->ldws,
+                          NULL, NULL, flags);
       }
     }
     return;
@@ -462,10 +469,17 @@ static int run_jobs(pool *tp, gemm_job *jobs, int njobs, const gemm_opts *o) {
   size_t apk_words = 0;
   for (int j = 0; j < njobs; j++) {
     jobs[j].panels = cdiv(cl.out_strips, nv);
+    /* BF16 rows the micro-kernel can read in place (whole pairs, K a multiple of 4 so that no pair
+     * past K is read) need no packing, when K is not blocked (a row tile then streams each row
+     * once; with K blocks, the short row pieces of every call measured slower than packing). */
+    jobs[j].direct = GEMM_DIRECT_A && cl.impl->rowmajor_a && jobs[j].a.dtype == KN_BF16 && w0->k % 4 == 0 &&
+                     jobs[j].a.ld % 2 == 0 && (uintptr_t)jobs[j].a.data % 4 == 0 &&
+                     (jobs[j].m <= mr || cl.kp * nv * 64 <= GEMM_FULLK_BYTES);
     /* equal row blocks: 2048 rows become 7 blocks of 294 (MR 6), not 6 of 336 and one of 32 */
     int64_t nblk = cdiv(jobs[j].m, GEMM_MC);
     jobs[j].mc = nblk ? cdiv(cdiv(jobs[j].m, nblk), mr) * mr : mr;
     jobs[j].apanel0 = cl.apanels;
+    if (jobs[j].direct) continue;
     cl.apanels += cdiv(jobs[j].m, mr);
     apk_words += (size_t)(cdiv(jobs[j].m, mr) * mr * cl.kp);
   }

@@ -52,6 +52,9 @@ struct gemm_packed {
  * row tile of a block): prefetch them ahead as they stream (kernels may ignore it). */
 #define GEMM_UKR_FIRST 1
 #define GEMM_UKR_PF 2
+/* GEMM_UKR_ROWMAJOR (only for variants with rowmajor_a): a is not a packed micro-panel but BF16
+ * activation rows read in place, row i at a + i * a_stride words, pair p at word p of its row. */
+#define GEMM_UKR_ROWMAJOR 4
 typedef void (*gemm_ukr_fn)(int64_t kp, const uint32_t *a, int64_t a_stride, const bf16_t *b,
                             int64_t b_stride, float *ws, int64_t ldws, const float *scale_row,
                             const float *scale_strip, int flags);
@@ -91,6 +94,7 @@ typedef struct gemm_impl {
   int mr;                                         /* MR: rows of the full tile */
   int nv;                                         /* NV: strips of the full tile */
   gemm_ukr_fn ukr[GEMM_MR_MAX];                   /* ukr[rows - 1]: rows <= mr, nv strips */
+  int rowmajor_a;                                 /* ukr honours GEMM_UKR_ROWMAJOR */
   gemm_decode_fn decode;                          /* FP8 strip decoder of this ISA */
   gemm_store_fn store;                            /* epilogue of this ISA */
   gemm_pack_a_fn pack_a;                          /* activation packing of this ISA */

@@ -25,16 +25,17 @@
 #define GEMM_PF_PAIRS 64 /* software prefetch distance for streamed weights, in K pairs (4 KiB per strip) */
 #endif
 
-/* The K loop of a BF16 tile; PF: prefetch the weights GEMM_PF_PAIRS pairs ahead (cold block). */
-#define BF16_LOOP(PF)                                                                                           \
+/* The K loop of a BF16 tile; PF: prefetch the weights GEMM_PF_PAIRS pairs ahead (cold block). The
+ * activation pair of row i at pair p is AROW(i)[p * APS]: packed micro-panels (row pointers one
+ * word apart, pairs `as` words apart) or row-major BF16 rows (row pointers `as` words apart). */
+#define BF16_LOOP(PF, APS)                                                                                      \
   for (int64_t p = 0; p < kp; p++) {                                                                            \
     __m512bh bv[GEMM_NV_MAX];                                                                                   \
     UNROLL for (int v = 0; v < nv; v++) bv[v] = (__m512bh)_mm512_load_si512((const void *)(b + v * bs + p * GEMM_PS)); \
     if (PF) UNROLL for (int v = 0; v < nv; v++)                                                                 \
       _mm_prefetch((const char *)(b + v * bs + (p + GEMM_PF_PAIRS) * GEMM_PS), _MM_HINT_T1);                     \
-    const uint32_t *ap = a + p * as;                                                                            \
     UNROLL for (int i = 0; i < mr; i++) {                                                                       \
-      __m512bh av = (__m512bh)_mm512_set1_epi32((int)ap[i]);                                                    \
+      __m512bh av = (__m512bh)_mm512_set1_epi32((int)arow[i][p * (APS)]);                                       \
       UNROLL for (int v = 0; v < nv; v++) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], av, bv[v]);                   \
     }                                                                                                           \
   }
@@ -44,8 +45,15 @@ static inline __attribute__((always_inline)) void ukr_bf16(const int mr, const i
                                                            int64_t ldws, const float *srow, const float *sstrip,
                                                            int flags) {
   __m512 acc[GEMM_MR_MAX][GEMM_NV_MAX];
+  const uint32_t *arow[GEMM_MR_MAX];
   UNROLL for (int i = 0; i < mr; i++) UNROLL for (int v = 0; v < nv; v++) acc[i][v] = _mm512_setzero_ps();
-  if (flags & GEMM_UKR_PF) BF16_LOOP(1) else BF16_LOOP(0)
+  if (flags & GEMM_UKR_ROWMAJOR) {
+    UNROLL for (int i = 0; i < mr; i++) arow[i] = a + i * as;
+    if (flags & GEMM_UKR_PF) BF16_LOOP(1, 1) else BF16_LOOP(0, 1)
+  } else {
+    UNROLL for (int i = 0; i < mr; i++) arow[i] = a + i;
+    if (flags & GEMM_UKR_PF) BF16_LOOP(1, as) else BF16_LOOP(0, as)
+  }
   UNROLL for (int i = 0; i < mr; i++) {
     __m512 rs = srow ? _mm512_set1_ps(srow[i]) : _mm512_setzero_ps();
     UNROLL for (int v = 0; v < nv; v++) {
@@ -171,6 +179,7 @@ const gemm_impl gemm_impl_avx512bf16_6x64 = {
     .mr = 6,
     .nv = 4,
     .ukr = {ROW6(4)},
+    .rowmajor_a = 1,
     .ukr8 = {ROW8F(4)},
     .ukr8_ok = vbmi,
     .decode = decode_fp8_avx512,
