@@ -101,11 +101,68 @@ void gemm_store_avx512(const float *g, const float *u, int64_t n, void *dst, int
   }
 }
 
+/* In-register transpose of 16 rows of 16 32-bit words: out[c] = (r[0][c], ..., r[15][c]). */
+static inline void transpose16(const __m512i r[16], __m512i out[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; i++) { /* u[4i + j], lane l: column 4l + j of rows 4i..4i+3 */
+    u[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int j = 0; j < 4; j++) {
+    __m512i a0 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x88), a1 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xdd);
+    __m512i b0 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x88), b1 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xdd);
+    out[j] = _mm512_shuffle_i32x4(a0, b0, 0x88);
+    out[8 + j] = _mm512_shuffle_i32x4(a0, b0, 0xdd);
+    out[4 + j] = _mm512_shuffle_i32x4(a1, b1, 0x88);
+    out[12 + j] = _mm512_shuffle_i32x4(a1, b1, 0xdd);
+  }
+}
+
+/* BF16 activations, tiles of 12 to 16 rows: 16 K pairs per step, transposed in registers; each pair's
+ * mr words go out with a full 64-byte store whose spare lanes the next pair's store overwrites
+ * (a masked store is much slower here), except in the last step, which must not write past the
+ * micro-panel. The tail and FP8 activations go through the portable packer. */
+void gemm_pack_a_avx512(const void *src, int64_t ld, kn_dtype dt, int rows, int mr, int64_t k, int64_t kp,
+                        uint32_t *dst, const bf16_t *lut) {
+  if (dt != KN_BF16 || mr > 16 || mr < 12) { /* below 12 rows the transposes cost more than they save */
+    gemm_pack_a_c(src, ld, dt, rows, mr, k, kp, dst, lut);
+    return;
+  }
+  const bf16_t *s = src;
+  int64_t kfull = k / 2, pv = kfull / 16 * 16;
+  __mmask16 keep = (__mmask16)((1u << mr) - 1);
+  for (int64_t p0 = 0; p0 < pv; p0 += 16) {
+    __m512i r[16], out[16];
+    for (int i = 0; i < 16; i++)
+      r[i] = i < rows ? _mm512_loadu_si512((const void *)(s + i * ld + 2 * p0)) : _mm512_setzero_si512();
+    transpose16(r, out);
+    /* full stores while the spare lanes stay inside this micro-panel's next 16 pairs */
+    int last = p0 + 16 >= kp;
+    for (int p = 0; p < 16; p++) {
+      if (last && (p0 + p) * mr + 16 > kp * mr) _mm512_mask_storeu_epi32(dst + (p0 + p) * mr, keep, out[p]);
+      else _mm512_storeu_si512((void *)(dst + (p0 + p) * mr), out[p]);
+    }
+  }
+  for (int i = 0; i < mr; i++) {
+    const bf16_t *row = s + i * ld;
+    for (int64_t p = pv; p < kp; p++) {
+      uint32_t lo = i < rows && 2 * p < k ? row[2 * p] : 0, hi = i < rows && 2 * p + 1 < k ? row[2 * p + 1] : 0;
+      dst[p * mr + i] = lo | hi << 16;
+    }
+  }
+}
+
 const gemm_impl gemm_impl_avx512_8x32 = {
     .mr = 8,
     .nv = 2,
     .ukr = {ROW8(2)},
     .decode = gemm_decode_fp8_c,
     .store = gemm_store_avx512,
-    .pack_a = gemm_pack_a_c,
+    .pack_a = gemm_pack_a_avx512,
 };

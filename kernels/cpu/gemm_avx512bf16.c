@@ -172,7 +172,7 @@ const gemm_impl gemm_impl_avx512bf16_14x32 = {
     .ukr8_ok = vbmi,
     .decode = decode_fp8_avx512,
     .store = gemm_store_avx512,
-    .pack_a = gemm_pack_a_c,
+    .pack_a = gemm_pack_a_avx512,
 };
 
 const gemm_impl gemm_impl_avx512bf16_6x64 = {
@@ -184,5 +184,5 @@ const gemm_impl gemm_impl_avx512bf16_6x64 = {
     .ukr8_ok = vbmi,
     .decode = decode_fp8_avx512,
     .store = gemm_store_avx512,
-    .pack_a = gemm_pack_a_c,
+    .pack_a = gemm_pack_a_avx512,
 };
