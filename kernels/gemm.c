@@ -642,9 +642,10 @@ const gemm_variant *gemm_variant_best(kn_dtype wtype, int64_t m) {
       best = &variants[i];
     }
   if (candidates > 1) {
-    /* Time each candidate on a probe shape with deterministic inputs: K as long as the V3 expert
-     * shapes' (a 64-column panel of weights does not fit L2, so K blocking is exercised). */
-    const int64_t n = 512, k = 6144, pm = best_probe_m[mc];
+    /* Time each candidate on a probe shape with deterministic inputs: DeepSeek-V3's longest expert
+     * K (no variant's panel of weights fits L2 there, so all run the K-blocked loop they run on
+     * the gate+up projection) and enough columns that packing weighs as it does in real layers. */
+    const int64_t n = 1024, k = 7168, pm = best_probe_m[mc];
     size_t esz = f ? 1 : 2;
     unsigned char *wd = util_xmalloc((size_t)(n * k) * esz), *ad = util_xmalloc((size_t)(pm * k) * esz);
     float *ws = util_xmalloc((size_t)(cdiv(n, GEMM_BLOCK) * cdiv(k, GEMM_BLOCK)) * sizeof(float));
