@@ -10,35 +10,12 @@
 export MOESIM_CACHE="$T/cache"
 TOP=$(cd topologies && pwd)
 
-cat > "$T/cluster.yaml" <<EOF
-name: tiny-ft2
-catalogue: $TOP/hardware.yaml
-gpu: {model: h800}
-nic: {model: cx7-400g}
-switch: {model: qm9700}
-nodes: 2
-gpus_per_node: 4
-scaleup: nvswitch
-nvswitch_chips: 2
-nics_per_gpu: 1
-fabric:
-  kind: fat_tree
-  levels: 2
-  radix: 8
-  cable: {model: osfp-400g-optical}
-  endpoint_cable: {model: osfp-400g-optical}
-EOF
+cp "$REPO/tests/fixtures/tiny-ft2-2x4.yaml" "$T/cluster.yaml"
+sed -i "s|^catalogue: .*|catalogue: $TOP/hardware.yaml|" "$T/cluster.yaml"
 cat > "$T/train.yaml" <<EOF
 name: tiny-train
 kind: train
-model:
-  name: tiny
-  vocab: 512
-  hidden: 256
-  layers: 2
-  seq_len: 512
-  attention: {kind: gqa, heads: 4, kv_heads: 2, head_dim: 64}
-  moe: {routed_experts: 4, shared_experts: 1, experts_per_token: 2, expert_intermediate: 128}
+model: $REPO/tests/fixtures/tiny-moe.yaml
 cluster: cluster.yaml
 parallel: {pp: 2, ep: 2, dp_zero: 1, micro_batch_seqs: 1, global_batch_seqs: 16}
 schedule: dualpipe
