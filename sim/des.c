@@ -1,13 +1,23 @@
-/* sim/des.c — the event queue (see des.h): a 4-ary min-heap of 16-byte entries.
+/* sim/des.c — the event queue (see des.h): a radix heap of 16-byte entries.
  *
- * An entry is {time, seq << 24 | slot}: comparing the second word compares insertion order (the
- * slot bits never decide, as seq is unique), so the FIFO tie-break costs nothing extra. Four
- * children share one 64-byte cache line (the array is offset by 3 entries and line-aligned), which
- * halves the cache misses of a binary heap once the queue outgrows the caches. The callback and
- * context live in a slot pool. A slot records the generation of the event occupying it; a handle
- * is (generation << 32 | slot), so a stale handle (its event fired or was cancelled, and the slot
- * reused) is recognised and ignored. Cancelled entries stay in the heap and are dropped when
- * they reach the top. */
+ * Simulated time never runs backwards (des_at asserts when >= now), which is what a radix heap
+ * needs: entries sit in 65 buckets by the highest bit in which their time differs from `last`, the
+ * time of the last minimum taken out (bucket 0: equal to it). A push is an append. When bucket 0
+ * runs dry, the lowest non-empty bucket is scanned for its minimum, which becomes `last`, and its
+ * entries are redistributed to lower buckets; an entry moves at most 64 times in its life and
+ * usually once or twice. Everything is sequential memory, so the queue stays fast when it holds
+ * hundreds of thousands of events (a binary heap's descent misses the cache at every level).
+ *
+ * Ties: an entry is {time, seq << 24 | slot}; equal times must fire in insertion order. Entries of
+ * one time always share a bucket (their bucket depends on the time only), and a bucket keeps them in
+ * seq order: a push appends the newest entry, and a redistribution moves a bucket's entries, in
+ * order, into buckets that are empty at that moment (all lower than the lowest non-empty one).
+ * Bucket 0 is then a FIFO.
+ *
+ * The callback and context live in a slot pool. A slot records the generation of the event
+ * occupying it; a handle is (generation << 32 | slot), so a stale handle (its event fired or was
+ * cancelled, and the slot reused) is recognised and ignored. Cancelled entries stay queued and are
+ * dropped when they come out. */
 #include "des.h"
 
 #include <assert.h>
@@ -18,33 +28,40 @@
 
 #define DES_SLOT_BITS 24 /* at most 16M events pending at once */
 #define DES_SLOT_MASK ((1u << DES_SLOT_BITS) - 1)
-#define DES_PAD 3        /* heap[DES_PAD] is the root; children of i are 4i+1..4i+4 */
+#define DES_BUCKETS 65   /* bucket 0: time == last; bucket b: highest differing bit is b - 1 */
 
 typedef struct des_entry {
   sim_ps when;      /* firing time */
   uint64_t seqslot; /* insertion order << 24 | slot index: FIFO among equal times */
 } des_entry;
 
+typedef struct des_bucket {
+  des_entry *v;  /* entries (bucket 0: the live ones are v[head..len)) */
+  uint32_t len;  /* entries stored */
+  uint32_t cap;  /* entries allocated */
+  uint32_t head; /* bucket 0 only: next entry to fire */
+} des_bucket;
+
 typedef struct des_slot {
   des_fn fn;      /* callback; NULL while the slot is free */
   void *ctx;      /* callback argument */
   uint32_t gen;   /* generation of the event in this slot (never 0 for a live event) */
-  uint32_t state; /* 0 free, 1 pending, 2 cancelled (still in the heap) */
+  uint32_t state; /* 0 free, 1 pending, 2 cancelled (still queued) */
   uint32_t next_free;
 } des_slot;
 
 struct des_sim {
-  sim_ps now;           /* current time */
-  uint64_t seq;         /* next insertion sequence number */
-  des_entry *mem;       /* allocation behind heap (64-byte aligned) */
-  des_entry *heap;      /* 4-ary min-heap on (when, seqslot), logical index 0 at mem[DES_PAD] */
-  uint32_t heap_len;    /* entries in the heap, cancelled ones included */
-  uint32_t heap_cap;    /* allocated entries */
-  des_slot *slots;      /* slot pool */
-  uint32_t slots_cap;   /* allocated slots */
-  uint32_t free_head;   /* first free slot, or UINT32_MAX */
-  uint64_t pending;     /* live (not cancelled) events */
-  uint64_t fired;       /* events fired */
+  sim_ps now;                  /* current time */
+  uint64_t seq;                /* next insertion sequence number */
+  sim_ps last;                 /* the radix heap's reference time (<= every queued time) */
+  uint64_t nonempty;           /* bit b-1 set when bucket b (1..64) holds entries */
+  uint64_t queued;             /* entries queued, cancelled ones included */
+  des_bucket b[DES_BUCKETS];   /* the buckets */
+  des_slot *slots;             /* slot pool */
+  uint32_t slots_cap;          /* allocated slots */
+  uint32_t free_head;          /* first free slot, or UINT32_MAX */
+  uint64_t pending;            /* live (not cancelled) events */
+  uint64_t fired;              /* events fired */
 };
 
 des_sim *des_new(void) {
@@ -55,7 +72,7 @@ des_sim *des_new(void) {
 
 void des_free(des_sim *s) {
   if (!s) return;
-  free(s->mem);
+  for (int i = 0; i < DES_BUCKETS; i++) free(s->b[i].v);
   free(s->slots);
   free(s);
 }
@@ -64,29 +81,25 @@ sim_ps des_now(const des_sim *s) { return s->now; }
 uint64_t des_pending(const des_sim *s) { return s->pending; }
 uint64_t des_fired(const des_sim *s) { return s->fired; }
 
-static inline int entry_less(const des_entry *a, const des_entry *b) {
-  return a->when < b->when || (a->when == b->when && a->seqslot < b->seqslot);
+static inline int bucket_of(sim_ps last, sim_ps when) {
+  return when == last ? 0 : 64 - __builtin_clzll(when ^ last);
 }
 
-static void heap_grow(des_sim *s) {
-  uint32_t cap = s->heap_cap ? s->heap_cap * 2 : 1024;
-  des_entry *mem = NULL;
-  if (posix_memalign((void **)&mem, 64, ((size_t)cap + 4) * sizeof *mem) != 0)
-    UTIL_SYSFAIL("posix_memalign: out of memory for %u events", cap);
-  if (s->heap_len) memcpy(mem + DES_PAD, s->heap, (size_t)s->heap_len * sizeof *mem);
-  free(s->mem);
-  s->mem = mem;
-  s->heap = mem + DES_PAD;
-  s->heap_cap = cap;
+static inline void bucket_push(des_sim *s, int bi, des_entry e) {
+  des_bucket *b = &s->b[bi];
+  if (b->len == b->cap) {
+    b->cap = b->cap ? b->cap * 2 : 64;
+    b->v = util_xrealloc(b->v, (size_t)b->cap * sizeof *b->v);
+  }
+  b->v[b->len++] = e;
+  if (bi) s->nonempty |= 1ull << (bi - 1);
 }
 
 static uint32_t slot_alloc(des_sim *s) {
   if (s->free_head == UINT32_MAX) {
     uint32_t old = s->slots_cap, cap = old ? old * 2 : 1024;
     s->slots = util_xrealloc(s->slots, (size_t)cap * sizeof *s->slots);
-    for (uint32_t i = old; i < cap; i++) {
-      s->slots[i] = (des_slot){.next_free = i + 1 < cap ? i + 1 : UINT32_MAX};
-    }
+    for (uint32_t i = old; i < cap; i++) s->slots[i] = (des_slot){.next_free = i + 1 < cap ? i + 1 : UINT32_MAX};
     s->slots_cap = cap;
     s->free_head = old;
   }
@@ -112,16 +125,10 @@ des_handle des_at(des_sim *s, sim_ps when, des_fn fn, void *ctx) {
   sl->ctx = ctx;
   sl->gen = sl->gen + 1 ? sl->gen + 1 : 1;
   sl->state = 1;
-  if (s->heap_len == s->heap_cap) heap_grow(s);
-  des_entry e = {when, (s->seq++ << DES_SLOT_BITS) | slot};
-  uint32_t i = s->heap_len++;
-  while (i > 0) { /* sift up */
-    uint32_t p = (i - 1) / 4;
-    if (!entry_less(&e, &s->heap[p])) break;
-    s->heap[i] = s->heap[p];
-    i = p;
-  }
-  s->heap[i] = e;
+  /* now >= last always (last only moves to the time of an event about to fire, and now follows),
+   * so when >= last: the radix invariant holds. */
+  bucket_push(s, bucket_of(s->last, when), (des_entry){when, (s->seq++ << DES_SLOT_BITS) | slot});
+  s->queued++;
   s->pending++;
   return ((des_handle)sl->gen << 32) | slot;
 }
@@ -140,45 +147,61 @@ int des_cancel(des_sim *s, des_handle h) {
   return 1;
 }
 
-/* Removes the top entry of the heap. */
-static des_entry heap_pop(des_sim *s) {
-  des_entry top = s->heap[0];
-  des_entry last = s->heap[--s->heap_len];
-  uint32_t n = s->heap_len, i = 0;
-  for (;;) { /* sift down */
-    uint32_t first = 4 * i + 1;
-    if (first >= n) break;
-    uint32_t c = first, end = first + 4 < n ? first + 4 : n;
-    for (uint32_t j = first + 1; j < end; j++)
-      if (entry_less(&s->heap[j], &s->heap[c])) c = j;
-    if (!entry_less(&s->heap[c], &last)) break;
-    s->heap[i] = s->heap[c];
-    i = c;
+/* Makes bucket 0 hold the earliest entries (refilling it from the lowest non-empty bucket);
+ * returns 0 when the queue is empty. Moves `last` forward to the earliest queued time. */
+static int refill(des_sim *s) {
+  des_bucket *b0 = &s->b[0];
+  if (b0->head < b0->len) return 1;
+  b0->head = b0->len = 0;
+  if (!s->nonempty) return 0;
+  int bi = __builtin_ctzll(s->nonempty) + 1;
+  des_bucket *b = &s->b[bi];
+  sim_ps min = b->v[0].when;
+  for (uint32_t i = 1; i < b->len; i++)
+    if (b->v[i].when < min) min = b->v[i].when;
+  s->last = min;
+  uint32_t n = b->len;
+  b->len = 0;
+  s->nonempty &= ~(1ull << (bi - 1));
+  for (uint32_t i = 0; i < n; i++) {
+    des_entry e = b->v[i];
+    int nb = bucket_of(min, e.when);
+    assert(nb < bi);
+    bucket_push(s, nb, e);
   }
-  if (n > 0) s->heap[i] = last;
-  return top;
+  return 1;
+}
+
+/* The earliest queued entry (cancelled ones dropped), or NULL. */
+static des_entry *peek_live(des_sim *s) {
+  while (refill(s)) {
+    des_bucket *b0 = &s->b[0];
+    des_entry *e = &b0->v[b0->head];
+    uint32_t slot = (uint32_t)(e->seqslot & DES_SLOT_MASK);
+    if (s->slots[slot].state != 2) return e;
+    b0->head++;
+    s->queued--;
+    slot_release(s, slot);
+  }
+  return NULL;
 }
 
 int des_step(des_sim *s) {
-  while (s->heap_len > 0) {
-    des_entry e = heap_pop(s);
-    uint32_t slot = (uint32_t)(e.seqslot & DES_SLOT_MASK);
-    des_slot *sl = &s->slots[slot];
-    if (sl->state == 2) { /* cancelled */
-      slot_release(s, slot);
-      continue;
-    }
-    des_fn fn = sl->fn;
-    void *ctx = sl->ctx;
-    slot_release(s, slot);
-    assert(e.when >= s->now);
-    s->now = e.when;
-    s->pending--;
-    s->fired++;
-    fn(s, ctx);
-    return 1;
-  }
-  return 0;
+  des_entry *top = peek_live(s);
+  if (!top) return 0;
+  des_entry e = *top;
+  s->b[0].head++;
+  s->queued--;
+  uint32_t slot = (uint32_t)(e.seqslot & DES_SLOT_MASK);
+  des_fn fn = s->slots[slot].fn;
+  void *ctx = s->slots[slot].ctx;
+  slot_release(s, slot);
+  assert(e.when >= s->now);
+  s->now = e.when;
+  s->pending--;
+  s->fired++;
+  fn(s, ctx);
+  return 1;
 }
 
 sim_ps des_run(des_sim *s) {
@@ -188,17 +211,40 @@ sim_ps des_run(des_sim *s) {
 }
 
 void des_run_until(des_sim *s, sim_ps until) {
-  while (s->heap_len > 0) {
-    /* Drop cancelled entries at the top so the time check sees a live event. */
-    des_entry *top = &s->heap[0];
-    uint32_t slot = (uint32_t)(top->seqslot & DES_SLOT_MASK);
-    if (s->slots[slot].state == 2) {
-      heap_pop(s);
-      slot_release(s, slot);
-      continue;
-    }
-    if (top->when > until) break;
+  for (;;) {
+    des_entry *top = peek_live(s);
+    if (!top || top->when > until) break;
     des_step(s);
   }
+  /* A peek may have moved `last` to the next event's time, beyond `until`; new events may then
+   * be scheduled between now and last, so `last` must come back to now. Rebucketing bucket 0's
+   * entries (all at the old `last`) keeps every bucket relative to the new reference. */
   if (until > s->now) s->now = until;
+  if (s->last > s->now) {
+    des_bucket *b0 = &s->b[0];
+    uint32_t head = b0->head, len = b0->len;
+    des_entry *moved = NULL;
+    if (len > head) {
+      moved = util_xmalloc((size_t)(len - head) * sizeof *moved);
+      memcpy(moved, b0->v + head, (size_t)(len - head) * sizeof *moved);
+    }
+    b0->head = b0->len = 0;
+    s->last = s->now;
+    /* Entries in bucket b >= 1 differ from the old reference first at bit b-1; relative to the
+     * new, smaller one they may belong elsewhere: move them all (each bucket's entries in order,
+     * so entries of one time stay in seq order). */
+    for (int bi = 1; bi < DES_BUCKETS; bi++) {
+      des_bucket *b = &s->b[bi];
+      if (!b->len) continue;
+      uint32_t n = b->len;
+      des_entry *tmp = util_xmalloc((size_t)n * sizeof *tmp);
+      memcpy(tmp, b->v, (size_t)n * sizeof *tmp);
+      b->len = 0;
+      s->nonempty &= ~(1ull << (bi - 1));
+      for (uint32_t i = 0; i < n; i++) bucket_push(s, bucket_of(s->last, tmp[i].when), tmp[i]);
+      free(tmp);
+    }
+    for (uint32_t i = 0; moved && i < len - head; i++) bucket_push(s, bucket_of(s->last, moved[i].when), moved[i]);
+    free(moved);
+  }
 }

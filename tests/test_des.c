@@ -1,5 +1,6 @@
 /* tests/test_des.c — the event core: time order, FIFO among equal times, cancel (including
  * stale handles), run_until, events scheduled from callbacks, and a million events. */
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "des.h"
@@ -148,6 +149,83 @@ static void test_million_events(void) {
   des_free(s);
 }
 
+/* Random pushes (from callbacks too, many at equal times), cancels and run_until stops, checked
+ * against a plain reference: the next event is always the pending one with the smallest
+ * (time, insertion order). */
+typedef struct ref_ev {
+  sim_ps when;
+  uint64_t seq;
+  int live;      /* pending and not cancelled */
+  des_handle h;
+} ref_ev;
+
+static ref_ev rev[6000];
+static int nrev, fired_ok, fired_bad;
+static uint64_t rseq, rrng = 99;
+static des_sim *rsim;
+
+static uint64_t rnext(void) {
+  rrng ^= rrng << 13;
+  rrng ^= rrng >> 7;
+  rrng ^= rrng << 17;
+  return rrng;
+}
+
+static void ref_fire(des_sim *s, void *p);
+
+static void ref_push(sim_ps when) {
+  if (nrev >= 6000) return;
+  ref_ev *e = &rev[nrev];
+  e->when = when;
+  e->seq = rseq++;
+  e->live = 1;
+  e->h = des_at(rsim, when, ref_fire, (void *)(intptr_t)nrev);
+  nrev++;
+}
+
+static void ref_fire(des_sim *s, void *p) {
+  int id = (int)(intptr_t)p;
+  int best = -1;
+  for (int i = 0; i < nrev; i++)
+    if (rev[i].live && (best < 0 || rev[i].when < rev[best].when || (rev[i].when == rev[best].when && rev[i].seq < rev[best].seq)))
+      best = i;
+  if (best == id && rev[id].when == des_now(s)) fired_ok++;
+  else fired_bad++;
+  rev[id].live = 0;
+  /* schedule 0-2 more, often at the same time or a coarse grid, sometimes far ahead */
+  int k = (int)(rnext() % 3);
+  for (int j = 0; j < k; j++) {
+    uint64_t r = rnext();
+    sim_ps d = r % 4 == 0 ? 0 : r % 4 == 1 ? (r >> 8) % 16 * 1000 : (r >> 8) % 1000000007ull;
+    ref_push(des_now(s) + d);
+  }
+  /* and cancel a random pending one now and then */
+  if (rnext() % 5 == 0 && nrev > 0) {
+    int c = (int)(rnext() % (uint64_t)nrev);
+    if (rev[c].live) {
+      T_EQ_INT(des_cancel(s, rev[c].h), 1);
+      rev[c].live = 0;
+    }
+  }
+}
+
+static void test_random_against_reference(void) {
+  rsim = des_new();
+  nrev = fired_ok = fired_bad = 0;
+  for (int i = 0; i < 300; i++) ref_push(rnext() % 50 * 1000);
+  sim_ps until = 0;
+  while (des_pending(rsim) > 0) {
+    until += 1 + rnext() % 3000000; /* stop and restart often: run_until must not lose order */
+    des_run_until(rsim, until);
+    T_CHECK(des_now(rsim) >= until || des_pending(rsim) == 0);
+    if (rnext() % 2) ref_push(des_now(rsim) + rnext() % 5000); /* a push right after a stop */
+  }
+  T_CHECKF(fired_bad == 0, "%d events fired out of order (%d in order)", fired_bad, fired_ok);
+  T_CHECK(fired_ok > 1000);
+  for (int i = 0; i < nrev; i++) T_CHECK(!rev[i].live);
+  des_free(rsim);
+}
+
 int main(void) {
   T_RUN(test_time_order);
   T_RUN(test_fifo_ties);
@@ -155,5 +233,6 @@ int main(void) {
   T_RUN(test_schedule_from_callback_and_until);
   T_RUN(test_units);
   T_RUN(test_million_events);
+  T_RUN(test_random_against_reference);
   return t_done();
 }
