@@ -37,7 +37,8 @@
 #define GEMM_BPF_TILES 4 /* row tiles per K block from which the next block's weights are prefetched */
 #endif
 #ifndef GEMM_UNITS_PER_THREAD
-#define GEMM_UNITS_PER_THREAD 8 /* phase-2 units per thread (dynamic balance vs stream length) */
+#define GEMM_UNITS_PER_THREAD 256 /* phase-2 units per thread, at most: one panel per unit in practice (a
+                                         thread that finishes early then waits for at most one panel) */
 #endif
 #ifndef GEMM_USE_PF
 #define GEMM_USE_PF 1 /* the first row tile of a cold weight block prefetches ahead */
@@ -47,6 +48,9 @@
 #endif
 #ifndef GEMM_DIRECT_A
 #define GEMM_DIRECT_A 1 /* let variants that can read BF16 activations in place do so */
+#endif
+#ifndef GEMM_FUSE_OUT
+#define GEMM_FUSE_OUT 1 /* BF16: the last K block's micro-kernel writes C (no separate epilogue pass) */
 #endif
 #ifndef GEMM_MC
 #define GEMM_MC 336 /* rows per activation block, at most (a multiple of every MR: 14, 8, 6, 4) */
@@ -293,9 +297,11 @@ static int64_t gemm_kc_pairs(int64_t kp, int64_t tiles, int nv) {
   return GEMM_KC_BYTES / (nv * 64);
 }
 
-/* Accumulates rows [r0, r0 + mc) of job jb, strips [s0, s0 + nv) into ws over the whole K. */
+/* Accumulates rows [r0, r0 + mc) of job jb, strips [s0, s0 + nv) into ws over the whole K; with
+ * `fuse` (BF16 weights, a variant with ukr_out, all 16 nv columns inside C, no SwiGLU) the last K
+ * block writes the result to C itself instead (no block_store). */
 static void block_compute(const gemm_call *cl, const gemm_job *jb, int64_t r0, int64_t mc, int64_t s0, int nv,
-                          float *ws, gemm_scratch *sc) {
+                          float *ws, gemm_scratch *sc, int fuse) {
   const gemm_impl *im = cl->impl;
   const gemm_packed *w = jb->w;
   int mr = im->mr;
@@ -319,6 +325,13 @@ static void block_compute(const gemm_call *cl, const gemm_job *jb, int64_t r0, i
           for (int v = 0; v < nv; v++) __builtin_prefetch(next + done * GEMM_PS + v * 32, 0, 2);
         int flags = (p0 == 0 ? GEMM_UKR_FIRST : 0) | (i == 0 && np2 == 0 && GEMM_USE_PF ? GEMM_UKR_PF : 0) |
                     (jb->direct ? GEMM_UKR_ROWMAJOR : 0);
+        if (fuse && p0 + np == kp) {
+          int bf = jb->c.dtype == KN_BF16;
+          char *c = (char *)jb->c.data + (size_t)((r0 + i) * jb->c.ld + 16 * s0) * (bf ? 2 : 4);
+          im->ukr_out[rows - 1](np, ap, jb->direct ? jb->a.ld / 2 : mr, wb + p0 * GEMM_PS, 32, ws + i * sc->ldws,
+                                sc->ldws, c, jb->c.ld, flags | (bf ? GEMM_UKR_CBF16 : 0));
+          continue;
+        }
         im->ukr[rows - 1](np, ap, jb->direct ? jb->a.ld / 2 : mr, wb + p0 * GEMM_PS, 32, ws + i * sc->ldws, sc->ldws,
                           NULL, NULL, flags);
       }
@@ -398,9 +411,11 @@ static void compute_worker(void *arg, int tid, int nthreads) {
     for (int64_t pn = un->p0; pn < un->p1; pn++) {
       int64_t s0 = pn * nv_max;
       int nv = nv_max; /* the last panel reads zero-padded strips and stores only real columns */
-      block_compute(cl, jb, un->r0, mc, s0, nv, sc.ws[0], &sc);
-      if (cl->epi == GEMM_EPI_SWIGLU) block_compute(cl, jb, un->r0, mc, cl->up_strip0 + s0, nv, sc.ws[1], &sc);
-      block_store(cl, jb, un->r0, mc, 16 * s0, min64(16 * (s0 + nv), ncols), &sc);
+      int fuse = GEMM_FUSE_OUT && cl->impl->ukr_out[0] && jb->w->dtype == KN_BF16 && cl->epi == GEMM_EPI_NONE &&
+                 16 * (s0 + nv) <= ncols;
+      block_compute(cl, jb, un->r0, mc, s0, nv, sc.ws[0], &sc, fuse);
+      if (cl->epi == GEMM_EPI_SWIGLU) block_compute(cl, jb, un->r0, mc, cl->up_strip0 + s0, nv, sc.ws[1], &sc, 0);
+      if (!fuse) block_store(cl, jb, un->r0, mc, 16 * s0, min64(16 * (s0 + nv), ncols), &sc);
     }
   }
   if (!have) return;
