@@ -317,8 +317,11 @@ static void block_compute(const gemm_call *cl, const gemm_job *jb, int64_t r0, i
        * share of pairs per tile, so that the first tile of the next block does not wait for memory. */
       int64_t np2 = bpf ? min64(kc, kp - p0 - np) : 0, per = cdiv(np2, tiles), done = 0;
       const bf16_t *next = wb + (p0 + np) * GEMM_PS;
-      for (int64_t i = 0; i < mc; i += mr) {
-        int rows = (int)min64(mr, mc - i);
+      for (int64_t t = 0; t < tiles; t++) {
+        /* Rows read in place are shared out evenly (128 rows: 6 and 5 per tile, not 21 x 6 and a
+         * 2-row tile that the latency of vdpbf16ps would slow down); micro-panels are MR rows. */
+        int64_t i = jb->direct ? mc * t / tiles : t * mr;
+        int rows = (int)(jb->direct ? mc * (t + 1) / tiles - i : min64(mr, mc - i));
         const uint32_t *ap = jb->direct ? (const uint32_t *)jb->a.data + (r0 + i) * (jb->a.ld / 2) + p0
                                         : jb->apk + ((r0 + i) / mr) * kp * mr + p0 * mr;
         for (int64_t end = min64(done + per, np2); done < end; done++)
