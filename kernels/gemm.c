@@ -326,7 +326,7 @@ static void block_compute(const gemm_call *cl, const gemm_job *jb, int64_t r0, i
                                         : jb->apk + ((r0 + i) / mr) * kp * mr + p0 * mr;
         for (int64_t end = min64(done + per, np2); done < end; done++)
           for (int v = 0; v < nv; v++) __builtin_prefetch(next + done * GEMM_PS + v * 32, 0, 2);
-        int flags = (p0 == 0 ? GEMM_UKR_FIRST : 0) | (i == 0 && np2 == 0 && GEMM_USE_PF ? GEMM_UKR_PF : 0) |
+        int flags = (p0 == 0 ? GEMM_UKR_FIRST : 0) | (t == 0 && (np2 == 0 || p0 == 0) && GEMM_USE_PF ? GEMM_UKR_PF : 0) |
                     (jb->direct ? GEMM_UKR_ROWMAJOR : 0);
         if (fuse && p0 + np == kp) {
           int bf = jb->c.dtype == KN_BF16;
