@@ -29,14 +29,16 @@
 #include "gemm_internal.h"
 #include "util.h"
 
-#ifndef GEMM_KC_PAIRS
-#define GEMM_KC_PAIRS 64 /* BF16 K block in pairs (128 K values): 8 KiB of weights per 32 columns */
+#ifndef GEMM_KC_BYTES
+#define GEMM_KC_BYTES (32 << 10) /* BF16 weights per K block and panel, kept in L1 (48 KiB) while the row tiles pass:
+                                    256 K values for 64 columns, 512 for 32 */
 #endif
 #ifndef GEMM_BPF_TILES
 #define GEMM_BPF_TILES 4 /* row tiles per K block from which the next block's weights are prefetched */
 #endif
 #ifndef GEMM_UNITS_PER_THREAD
-#define GEMM_UNITS_PER_THREAD 8 /* phase-2 units per thread (dynamic balance vs stream length) */
+#define GEMM_UNITS_PER_THREAD 256 /* phase-2 units per thread, at most: one panel per unit in practice (a
+                                         thread that finishes early then waits for at most one panel) */
 #endif
 #ifndef GEMM_USE_PF
 #define GEMM_USE_PF 1 /* the first row tile of a cold weight block prefetches ahead */
@@ -46,6 +48,9 @@
 #endif
 #ifndef GEMM_DIRECT_A
 #define GEMM_DIRECT_A 1 /* let variants that can read BF16 activations in place do so */
+#endif
+#ifndef GEMM_FUSE_OUT
+#define GEMM_FUSE_OUT 1 /* BF16: the last K block's micro-kernel writes C (no separate epilogue pass) */
 #endif
 #ifndef GEMM_MC
 #define GEMM_MC 336 /* rows per activation block, at most (a multiple of every MR: 14, 8, 6, 4) */
@@ -283,9 +288,20 @@ typedef struct gemm_scratch {
   int64_t ldws;   /* NR */
 } gemm_scratch;
 
-/* Accumulates rows [r0, r0 + mc) of job jb, strips [s0, s0 + nv) into ws over the whole K. */
+/* K pairs per block of the BF16 loop for `tiles` row tiles of an nv-strip panel over kp pairs. One
+ * row tile reuses nothing: the whole K runs in registers. Several tiles run the whole K too when
+ * the panel's weights fit in L2 (no FP32 round trips through the tile buffer); otherwise K goes in
+ * blocks of GEMM_KC_BYTES of weights that stay in L1 while the tiles pass. */
+static int64_t gemm_kc_pairs(int64_t kp, int64_t tiles, int nv) {
+  if (tiles == 1 || kp * nv * 64 <= GEMM_FULLK_BYTES) return kp;
+  return GEMM_KC_BYTES / (nv * 64);
+}
+
+/* Accumulates rows [r0, r0 + mc) of job jb, strips [s0, s0 + nv) into ws over the whole K; with
+ * `fuse` (BF16 weights, a variant with ukr_out, all 16 nv columns inside C, no SwiGLU) the last K
+ * block writes the result to C itself instead (no block_store). */
 static void block_compute(const gemm_call *cl, const gemm_job *jb, int64_t r0, int64_t mc, int64_t s0, int nv,
-                          float *ws, gemm_scratch *sc) {
+                          float *ws, gemm_scratch *sc, int fuse) {
   const gemm_impl *im = cl->impl;
   const gemm_packed *w = jb->w;
   int mr = im->mr;
@@ -293,24 +309,32 @@ static void block_compute(const gemm_call *cl, const gemm_job *jb, int64_t r0, i
   if (w->dtype == KN_BF16) {
     const bf16_t *wb = (const bf16_t *)w->data + (s0 / GEMM_GROUP) * kp * GEMM_PS + (s0 % GEMM_GROUP) * 32;
     int64_t tiles = cdiv(mc, mr);
-    /* One row tile reuses nothing: run the whole K in registers. Several tiles run the whole K too
-     * when the panel's weights fit in L2 (no FP32 round trips through the tile buffer); otherwise K
-     * goes in 128-deep blocks that stay in L1 while the tiles pass. */
-    int64_t kc = tiles == 1 || kp * nv * 64 <= GEMM_FULLK_BYTES ? kp : GEMM_KC_PAIRS;
+    int64_t kc = gemm_kc_pairs(kp, tiles, nv);
+    int bpf = tiles >= GEMM_BPF_TILES; /* else (short M) the first tile prefetches as it streams */
     for (int64_t p0 = 0; p0 < kp; p0 += kc) {
       int64_t np = min64(kc, kp - p0);
-      /* The next K block's weights (nv strips x np2 lines) are prefetched into L2 a share per tile,
-       * so that the first tile of the next block does not wait for memory. */
-      int64_t np2 = min64(kc, kp - p0 - np), lines = nv * np2, per = cdiv(lines, tiles), done = 0;
-      if (tiles < GEMM_BPF_TILES) lines = 0; /* short M: the first tile prefetches as it streams */
-      for (int64_t i = 0; i < mc; i += mr) {
-        int rows = (int)min64(mr, mc - i);
+      /* The next K block's weights (np2 pairs of nv strips, one line each) are prefetched into L2 a
+       * share of pairs per tile, so that the first tile of the next block does not wait for memory. */
+      int64_t np2 = bpf ? min64(kc, kp - p0 - np) : 0, per = cdiv(np2, tiles), done = 0;
+      const bf16_t *next = wb + (p0 + np) * GEMM_PS;
+      for (int64_t t = 0; t < tiles; t++) {
+        /* Rows read in place are shared out evenly (128 rows: 6 and 5 per tile, not 21 x 6 and a
+         * 2-row tile that the latency of vdpbf16ps would slow down); micro-panels are MR rows. */
+        int64_t i = jb->direct ? mc * t / tiles : t * mr;
+        int rows = (int)(jb->direct ? mc * (t + 1) / tiles - i : min64(mr, mc - i));
         const uint32_t *ap = jb->direct ? (const uint32_t *)jb->a.data + (r0 + i) * (jb->a.ld / 2) + p0
                                         : jb->apk + ((r0 + i) / mr) * kp * mr + p0 * mr;
-        for (int64_t l = 0; l < per && done < lines; l++, done++)
-          __builtin_prefetch(wb + (done / np2) * 32 + (p0 + np + done % np2) * GEMM_PS, 0, 2);
-        int flags = (p0 == 0 ? GEMM_UKR_FIRST : 0) | (i == 0 && lines == 0 && GEMM_USE_PF ? GEMM_UKR_PF : 0) |
+        for (int64_t end = min64(done + per, np2); done < end; done++)
+          for (int v = 0; v < nv; v++) __builtin_prefetch(next + done * GEMM_PS + v * 32, 0, 2);
+        int flags = (p0 == 0 ? GEMM_UKR_FIRST : 0) | (t == 0 && (np2 == 0 || p0 == 0) && GEMM_USE_PF ? GEMM_UKR_PF : 0) |
                     (jb->direct ? GEMM_UKR_ROWMAJOR : 0);
+        if (fuse && p0 + np == kp) {
+          int bf = jb->c.dtype == KN_BF16;
+          char *c = (char *)jb->c.data + (size_t)((r0 + i) * jb->c.ld + 16 * s0) * (bf ? 2 : 4);
+          im->ukr_out[rows - 1](np, ap, jb->direct ? jb->a.ld / 2 : mr, wb + p0 * GEMM_PS, 32, ws + i * sc->ldws,
+                                sc->ldws, c, jb->c.ld, flags | (bf ? GEMM_UKR_CBF16 : 0));
+          continue;
+        }
         im->ukr[rows - 1](np, ap, jb->direct ? jb->a.ld / 2 : mr, wb + p0 * GEMM_PS, 32, ws + i * sc->ldws, sc->ldws,
                           NULL, NULL, flags);
       }
@@ -390,9 +414,11 @@ static void compute_worker(void *arg, int tid, int nthreads) {
     for (int64_t pn = un->p0; pn < un->p1; pn++) {
       int64_t s0 = pn * nv_max;
       int nv = nv_max; /* the last panel reads zero-padded strips and stores only real columns */
-      block_compute(cl, jb, un->r0, mc, s0, nv, sc.ws[0], &sc);
-      if (cl->epi == GEMM_EPI_SWIGLU) block_compute(cl, jb, un->r0, mc, cl->up_strip0 + s0, nv, sc.ws[1], &sc);
-      block_store(cl, jb, un->r0, mc, 16 * s0, min64(16 * (s0 + nv), ncols), &sc);
+      int fuse = GEMM_FUSE_OUT && cl->impl->ukr_out[0] && jb->w->dtype == KN_BF16 && cl->epi == GEMM_EPI_NONE &&
+                 16 * (s0 + nv) <= ncols;
+      block_compute(cl, jb, un->r0, mc, s0, nv, sc.ws[0], &sc, fuse);
+      if (cl->epi == GEMM_EPI_SWIGLU) block_compute(cl, jb, un->r0, mc, cl->up_strip0 + s0, nv, sc.ws[1], &sc, 0);
+      if (!fuse) block_store(cl, jb, un->r0, mc, 16 * s0, min64(16 * (s0 + nv), ncols), &sc);
     }
   }
   if (!have) return;
@@ -401,8 +427,9 @@ static void compute_worker(void *arg, int tid, int nthreads) {
   free(sc.dec);
 }
 
-/* Cuts the jobs into phase-2 units: per job and block of mc rows, runs of panels sized so that
- * there are about 8 units per thread overall (fewer when the work is smaller). */
+/* Cuts the jobs into phase-2 units: per job and block of mc rows, runs of panels of near-equal
+ * length (never a long run beside a short remainder, which would leave a thread idle at the end)
+ * sized so that there are about GEMM_UNITS_PER_THREAD units per thread (fewer for small work). */
 static void make_units(gemm_call *cl, int nthreads) {
   int64_t blocks = 0;
   for (int j = 0; j < cl->njobs; j++) blocks += cdiv(cl->jobs[j].m, cl->jobs[j].mc) * cl->jobs[j].panels;
@@ -412,10 +439,12 @@ static void make_units(gemm_call *cl, int nthreads) {
   for (int j = 0; j < cl->njobs; j++) n += cdiv(cl->jobs[j].m, cl->jobs[j].mc) * cdiv(cl->jobs[j].panels, per);
   cl->units = util_xmalloc((size_t)(n ? n : 1) * sizeof *cl->units);
   cl->nunits = 0;
-  for (int j = 0; j < cl->njobs; j++)
+  for (int j = 0; j < cl->njobs; j++) {
+    int64_t panels = cl->jobs[j].panels, runs = cdiv(panels, per);
     for (int64_t r0 = 0; r0 < cl->jobs[j].m; r0 += cl->jobs[j].mc)
-      for (int64_t p0 = 0; p0 < cl->jobs[j].panels; p0 += per)
-        cl->units[cl->nunits++] = (gemm_unit){j, r0, p0, min64(p0 + per, cl->jobs[j].panels)};
+      for (int64_t u = 0; u < runs; u++)
+        cl->units[cl->nunits++] = (gemm_unit){j, r0, panels * u / runs, panels * (u + 1) / runs};
+  }
 }
 
 /* Checks shared by all entry points; fills *impl and *promo_pairs. */
@@ -470,11 +499,10 @@ static int run_jobs(pool *tp, gemm_job *jobs, int njobs, const gemm_opts *o) {
   for (int j = 0; j < njobs; j++) {
     jobs[j].panels = cdiv(cl.out_strips, nv);
     /* BF16 rows the micro-kernel can read in place (whole pairs, K a multiple of 4 so that no pair
-     * past K is read) need no packing, when K is not blocked (a row tile then streams each row
-     * once; with K blocks, the short row pieces of every call measured slower than packing). */
+     * past K is read) need no packing: a pass over A and a copy of it saved (1.5-2% at M = 2048),
+     * and the K blocks' row pieces stream from L3 as fast as packed micro-panels do. */
     jobs[j].direct = GEMM_DIRECT_A && cl.impl->rowmajor_a && jobs[j].a.dtype == KN_BF16 && w0->k % 4 == 0 &&
-                     jobs[j].a.ld % 2 == 0 && (uintptr_t)jobs[j].a.data % 4 == 0 &&
-                     (jobs[j].m <= mr || cl.kp * nv * 64 <= GEMM_FULLK_BYTES);
+                     jobs[j].a.ld % 2 == 0 && (uintptr_t)jobs[j].a.data % 4 == 0;
     /* equal row blocks: 2048 rows become 7 blocks of 294 (MR 6), not 6 of 336 and one of 32 */
     int64_t nblk = cdiv(jobs[j].m, GEMM_MC);
     jobs[j].mc = nblk ? cdiv(cdiv(jobs[j].m, nblk), mr) * mr : mr;
@@ -602,6 +630,7 @@ const gemm_variant *gemm_variant_by_name(const char *name) {
   return NULL;
 }
 
+#define BEST_ROUNDS 5 /* interleaved timing rounds of the registry probe */
 #define BEST_MCLASSES 4
 static const int64_t best_probe_m[BEST_MCLASSES] = {4, 32, 192, 512}; /* probe rows per M class */
 static const gemm_variant *best_cache[CPU_AVX512BF16 + 1][2][BEST_MCLASSES]; /* [ISA cap][fp8][M class] */
@@ -609,18 +638,12 @@ static pthread_mutex_t best_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static int m_class(int64_t m) { return m <= 8 ? 0 : m <= 64 ? 1 : m <= 256 ? 2 : 3; }
 
-/* Seconds of the fastest of 5 runs of variant v on the probe shape (the fastest: other programs on
- * the machine only ever slow a run down). */
+/* Seconds of one run of variant v on the probe shape (1e30 if it fails). */
 static double probe_time(const gemm_variant *v, int64_t m, const gemm_mat *a, const gemm_packed *w, gemm_out *c) {
   gemm_opts o = {.variant = v};
-  double best = 1e30;
-  for (int r = 0; r < 5; r++) {
-    uint64_t t0 = util_now_ns();
-    if (gemm_run(NULL, m, a, w, c, &o) != 0) return 1e30;
-    double s = (double)(util_now_ns() - t0) * 1e-9;
-    if (s < best) best = s;
-  }
-  return best;
+  uint64_t t0 = util_now_ns();
+  if (gemm_run(NULL, m, a, w, c, &o) != 0) return 1e30;
+  return (double)(util_now_ns() - t0) * 1e-9;
 }
 
 const gemm_variant *gemm_variant_best(kn_dtype wtype, int64_t m) {
@@ -659,15 +682,22 @@ const gemm_variant *gemm_variant_best(kn_dtype wtype, int64_t m) {
     gemm_mat wm = {dt, wd, k, f ? ws : NULL, cdiv(k, GEMM_BLOCK)}, am = {dt, ad, k, f ? as : NULL, cdiv(k, GEMM_BLOCK)};
     gemm_out co = {KN_FP32, cd, n};
     gemm_packed *wp = gemm_pack(&wm, n, k);
+    /* The candidates run in interleaved rounds (a burst of load from other programs then hits them
+     * alike), and each keeps its fastest run (other programs only ever slow a run down). */
+    double t[UTIL_ARRAY_LEN(variants)];
+    for (size_t i = 0; i < UTIL_ARRAY_LEN(variants); i++) t[i] = 1e30;
+    for (int r = 0; r < BEST_ROUNDS; r++)
+      for (int i = 0; i < gemm_variant_count(); i++) {
+        if (!variants[i].supported() || variants[i].isa != top) continue;
+        double s = probe_time(&variants[i], pm, &am, wp, &co);
+        if (s < t[i]) t[i] = s;
+      }
     double tbest = 1e30;
-    for (int i = 0; i < gemm_variant_count(); i++) {
-      if (!variants[i].supported() || variants[i].isa != top) continue;
-      double t = probe_time(&variants[i], pm, &am, wp, &co);
-      if (t < tbest) {
-        tbest = t;
+    for (int i = 0; i < gemm_variant_count(); i++)
+      if (t[i] < tbest) {
+        tbest = t[i];
         best = &variants[i];
       }
-    }
     gemm_packed_free(wp);
     free(wd);
     free(ad);

@@ -59,6 +59,15 @@ typedef void (*gemm_ukr_fn)(int64_t kp, const uint32_t *a, int64_t a_stride, con
                             int64_t b_stride, float *ws, int64_t ldws, const float *scale_row,
                             const float *scale_strip, int flags);
 
+/* A BF16 micro-kernel that finishes the tile: like gemm_ukr_fn without scales (flags FIRST, PF and
+ * ROWMAJOR as there), but the result (the sum, plus ws unless GEMM_UKR_FIRST) goes straight to the
+ * output rows c (ldc elements apart; FP32, or BF16 rounded exactly as gemm_store_fn rounds it with
+ * GEMM_UKR_CBF16), all nv strips of the tile, instead of back to ws. This saves the epilogue's pass
+ * over the tile buffer, and the output's cache misses overlap the next tile's arithmetic. */
+#define GEMM_UKR_CBF16 8
+typedef void (*gemm_ukr_out_fn)(int64_t kp, const uint32_t *a, int64_t a_stride, const bf16_t *b, int64_t b_stride,
+                                const float *ws, int64_t ldws, void *c, int64_t ldc, int flags);
+
 /* FP8 -> BF16 tables of one format (exact: every FP8 value is a BF16 value). */
 typedef struct gemm_fp8_lut {
   bf16_t bf16[256]; /* BF16 code of each FP8 byte */
@@ -94,6 +103,7 @@ typedef struct gemm_impl {
   int mr;                                         /* MR: rows of the full tile */
   int nv;                                         /* NV: strips of the full tile */
   gemm_ukr_fn ukr[GEMM_MR_MAX];                   /* ukr[rows - 1]: rows <= mr, nv strips */
+  gemm_ukr_out_fn ukr_out[GEMM_MR_MAX];           /* the same finishing into C, or NULL (no fused epilogue) */
   int rowmajor_a;                                 /* ukr honours GEMM_UKR_ROWMAJOR */
   gemm_decode_fn decode;                          /* FP8 strip decoder of this ISA */
   gemm_store_fn store;                            /* epilogue of this ISA */

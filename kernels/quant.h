@@ -39,8 +39,20 @@
 static inline int64_t quant_tiles(int64_t k) { return (k + QUANT_TILE - 1) / QUANT_TILE; }
 
 /* The scale of a tile whose finite max-abs is amax (the formula above; the truth every backend
- * reproduces). */
-float quant_scale_of(float amax, kn_dtype fmt, int pow2);
+ * reproduces). Inline so that vector loops can call it without a function call, around which
+ * every vector register would be spilled. */
+static inline float quant_scale_of(float amax, kn_dtype fmt, int pow2) {
+  float a = amax > QUANT_AMAX_FLOOR ? amax : QUANT_AMAX_FLOOR;
+  float s = a / fp8_max(fmt);
+  if (pow2) {
+    /* Round up to a power of two: keep the exponent, bump it when any mantissa bit is set. s is
+     * a normal float here (>= 1e-4 / 57344), so the bit trick is exact. */
+    uint32_t u = kn_f32_bits(s);
+    if (u & 0x7fffffu) u = (u & 0xff800000u) + 0x800000u;
+    s = kn_bits_f32(u);
+  }
+  return s;
+}
 
 /* One backend's quantizers. `fmt` is KN_FP8_E4M3 or KN_FP8_E5M2; `pow2` selects power-of-two
  * scales. All functions accept M = 0 or K = 0 (nothing is written). */

@@ -151,7 +151,7 @@ typedef struct shape {
 
 static const shape shapes[] = {
     {1, 16, 128}, {4, 64, 256}, {13, 50, 130}, {3, 33, 7}, {29, 100, 257}, {1, 7168 / 32, 256},
-    {200, 48, 64}, {17, 160, 1000}, {2, 17, 1}, {15, 32, 384}, {701, 40, 96}, {20, 64, 6400},
+    {200, 48, 64}, {17, 160, 1000}, {2, 17, 1}, {15, 32, 384}, {701, 40, 96}, {20, 64, 6400}, {14, 64, 6500},
 };
 
 static void run_case(const gemm_variant *v, pool *tp, kn_dtype dt, kn_dtype ct, shape sh, gemm_epi epi, int promo_k,

@@ -40,11 +40,10 @@
     }                                                                                                           \
   }
 
-static inline __attribute__((always_inline)) void ukr_bf16(const int mr, const int nv, int64_t kp, const uint32_t *a,
-                                                           int64_t as, const bf16_t *b, int64_t bs, float *ws,
-                                                           int64_t ldws, const float *srow, const float *sstrip,
-                                                           int flags) {
-  __m512 acc[GEMM_MR_MAX][GEMM_NV_MAX];
+/* The K loop of an mr x nv tile into acc (zeroed first). */
+static inline __attribute__((always_inline)) void tile_sum(const int mr, const int nv, int64_t kp, const uint32_t *a,
+                                                           int64_t as, const bf16_t *b, int64_t bs, int flags,
+                                                           __m512 acc[GEMM_MR_MAX][GEMM_NV_MAX]) {
   const uint32_t *arow[GEMM_MR_MAX];
   UNROLL for (int i = 0; i < mr; i++) UNROLL for (int v = 0; v < nv; v++) acc[i][v] = _mm512_setzero_ps();
   if (flags & GEMM_UKR_ROWMAJOR) {
@@ -54,6 +53,40 @@ static inline __attribute__((always_inline)) void ukr_bf16(const int mr, const i
     UNROLL for (int i = 0; i < mr; i++) arow[i] = a + i;
     if (flags & GEMM_UKR_PF) BF16_LOOP(1, as) else BF16_LOOP(0, as)
   }
+}
+
+/* 16 floats -> 16 BF16 words, exactly as f32_to_bf16 (and gemm_store_avx512): round to nearest even
+ * on the bits, NaN kept quiet. (vcvtneps2bf16 would flush subnormals.) */
+static inline __m256i cvt_bf16(__m512 x) {
+  __m512i u = _mm512_castps_si512(x);
+  __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+  __mmask16 nan = _mm512_cmp_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000),
+                                        _MM_CMPINT_NLE);
+  r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+  return _mm512_cvtepi32_epi16(r);
+}
+
+static inline __attribute__((always_inline)) void ukr_bf16_out(const int mr, const int nv, int64_t kp,
+                                                               const uint32_t *a, int64_t as, const bf16_t *b,
+                                                               int64_t bs, const float *ws, int64_t ldws, void *c,
+                                                               int64_t ldc, int flags) {
+  __m512 acc[GEMM_MR_MAX][GEMM_NV_MAX];
+  tile_sum(mr, nv, kp, a, as, b, bs, flags, acc);
+  UNROLL for (int i = 0; i < mr; i++) UNROLL for (int v = 0; v < nv; v++) {
+    __m512 r = acc[i][v];
+    if (!(flags & GEMM_UKR_FIRST)) r = _mm512_add_ps(r, _mm512_load_ps(ws + i * ldws + 16 * v));
+    if (flags & GEMM_UKR_CBF16) _mm256_storeu_si256((__m256i *)((bf16_t *)c + i * ldc + 16 * v), cvt_bf16(r));
+    else _mm512_storeu_ps((float *)c + i * ldc + 16 * v, r);
+  }
+}
+
+static inline __attribute__((always_inline)) void ukr_bf16(const int mr, const int nv, int64_t kp, const uint32_t *a,
+                                                           int64_t as, const bf16_t *b, int64_t bs, float *ws,
+                                                           int64_t ldws, const float *srow, const float *sstrip,
+                                                           int flags) {
+  __m512 acc[GEMM_MR_MAX][GEMM_NV_MAX];
+  tile_sum(mr, nv, kp, a, as, b, bs, flags, acc);
   UNROLL for (int i = 0; i < mr; i++) {
     __m512 rs = srow ? _mm512_set1_ps(srow[i]) : _mm512_setzero_ps();
     UNROLL for (int v = 0; v < nv; v++) {
@@ -71,6 +104,18 @@ static inline __attribute__((always_inline)) void ukr_bf16(const int mr, const i
                               int64_t ldws, const float *sr, const float *ss, int flags) {                   \
     ukr_bf16(MR, NV, kp, a, as, b, bs, ws, ldws, sr, ss, flags);                                             \
   }
+#define UKO(MR, NV)                                                                                              \
+  static void uko_##MR##x##NV(int64_t kp, const uint32_t *a, int64_t as, const bf16_t *b, int64_t bs, const float *ws, \
+                              int64_t ldws, void *c, int64_t ldc, int flags) {                                    \
+    ukr_bf16_out(MR, NV, kp, a, as, b, bs, ws, ldws, c, ldc, flags);                                             \
+  }
+#define UKO_ROWS6(NV) UKO(1, NV) UKO(2, NV) UKO(3, NV) UKO(4, NV) UKO(5, NV) UKO(6, NV)
+#define UKO_ROWS14(NV) UKO(7, NV) UKO(8, NV) UKO(9, NV) UKO(10, NV) UKO(11, NV) UKO(12, NV) UKO(13, NV) UKO(14, NV)
+UKO_ROWS6(4)
+UKO_ROWS6(2)
+UKO_ROWS14(2)
+#define ROWO6(NV) uko_1x##NV, uko_2x##NV, uko_3x##NV, uko_4x##NV, uko_5x##NV, uko_6x##NV
+#define ROWO14(NV) ROWO6(NV), uko_7x##NV, uko_8x##NV, uko_9x##NV, uko_10x##NV, uko_11x##NV, uko_12x##NV, uko_13x##NV, uko_14x##NV
 #define UKR_ROWS6(NV) UKR(1, NV) UKR(2, NV) UKR(3, NV) UKR(4, NV) UKR(5, NV) UKR(6, NV)
 #define UKR_ROWS14(NV) UKR(7, NV) UKR(8, NV) UKR(9, NV) UKR(10, NV) UKR(11, NV) UKR(12, NV) UKR(13, NV) UKR(14, NV)
 UKR_ROWS6(2)
@@ -168,6 +213,7 @@ const gemm_impl gemm_impl_avx512bf16_14x32 = {
     .mr = 14,
     .nv = 2,
     .ukr = {ROW14(2)},
+    .ukr_out = {ROWO14(2)},
     .ukr8 = {ROW8F(2)},
     .ukr8_ok = vbmi,
     .decode = decode_fp8_avx512,
@@ -179,6 +225,7 @@ const gemm_impl gemm_impl_avx512bf16_6x64 = {
     .mr = 6,
     .nv = 4,
     .ukr = {ROW6(4)},
+    .ukr_out = {ROWO6(4)},
     .rowmajor_a = 1,
     .ukr8 = {ROW8F(4)},
     .ukr8_ok = vbmi,

@@ -5,19 +5,6 @@
 
 #include "quant.h"
 
-float quant_scale_of(float amax, kn_dtype fmt, int pow2) {
-  float a = amax > QUANT_AMAX_FLOOR ? amax : QUANT_AMAX_FLOOR;
-  float s = a / fp8_max(fmt);
-  if (pow2) {
-    /* Round up to a power of two: keep the exponent, bump it when any mantissa bit is set. s is
-     * a normal float here (>= 1e-4 / 57344), so the bit trick is exact. */
-    uint32_t u = kn_f32_bits(s);
-    if (u & 0x7fffffu) u = (u & 0xff800000u) + 0x800000u;
-    s = kn_bits_f32(u);
-  }
-  return s;
-}
-
 /* max |x| over the finite values of a strided 2-D tile given as a float fetcher. */
 static float amax_f32(const float *x, int64_t rows, int64_t cols, int64_t ld) {
   float a = 0.0f;

@@ -305,9 +305,13 @@ int main(int argc, char **argv) {
   printf("CPU %s, %d cores; vdpbf16ps peak: %.1f GFLOP/s per core (1 thread), %.1f GFLOP/s measured on 2 threads\n"
          "(2-thread fractions below use twice the 1-thread peak)\n",
          cpu_isa_get()->brand, cores, peak[1], peak2);
-  printf("moesim best variants: bf16 M=4 %s, M=2048 %s; fp8 M=4 %s, M=2048 %s\n",
-         gemm_variant_best(KN_BF16, 4)->name, gemm_variant_best(KN_BF16, 2048)->name,
-         gemm_variant_best(KN_FP8_E4M3, 4)->name, gemm_variant_best(KN_FP8_E4M3, 2048)->name);
+  printf("moesim best variants (registry probe):");
+  static const int64_t probe_ms[] = {4, 16, 128, 2048};
+  for (int f = 0; f < 2; f++)
+    for (int i = 0; i < 4; i++)
+      printf("%s %s M=%lld %s", i ? "," : f ? ";" : "", f ? "fp8" : "bf16", (long long)probe_ms[i],
+             gemm_variant_best(f ? KN_FP8_E4M3 : KN_BF16, probe_ms[i])->name);
+  printf("\n");
   printf("GFLOP/s at the median of the interleaved repetitions; ratios of medians (med) and of the fastest runs\n"
          "(min, less sensitive to other programs on a shared machine); bf16 fraction of the peak above\n\n");
   printf("%3s %5s %5s %5s | %8s %8s %8s | %6s %6s | %6s %6s | %6s %6s\n", "thr", "M", "K", "N", "onednn", "bf16",
