@@ -48,8 +48,14 @@ static void test_hand_tile(void) {
   T_EQ_INT(q[3], 0x01);
 }
 
-/* Fills x with per-row magnitudes from 1e-30 to 1e30 and sprinkles specials. */
+/* Fills x with per-row magnitudes from 1e-30 to 1e30 and sprinkles specials (1); or (2) with
+ * activation-like values, one normal distribution of one magnitude, so that the whole tiles and
+ * blocks take the vector paths' fast case (no lane below the smallest normal after scaling). */
 static void fill(krand *r, float *x, int64_t n, int specials) {
+  if (specials == 2) {
+    for (int64_t i = 0; i < n; i++) x[i] = (float)(krand_normal(r) * 3.0);
+    return;
+  }
   double mag = pow(10.0, -30.0 + 60.0 * krand_unif(r));
   for (int64_t i = 0; i < n; i++) {
     if (i % 97 == 0) mag = pow(10.0, -30.0 + 60.0 * krand_unif(r));
@@ -113,7 +119,11 @@ static void test_backends_match_ref(void) {
   static const int64_t shapes[][2] = {{1, 128}, {3, 256}, {1, 7}, {5, 200}, {130, 300}, {0, 128},
                                       {4, 0},   {1, 1},   {129, 129}, {2, 7168}, {257, 16}};
   for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-    for (int sp = 0; sp < 2; sp++) check_shape(be, nbe, shapes[i][0], shapes[i][1], &r, sp);
+    for (int sp = 0; sp < 3; sp++) check_shape(be, nbe, shapes[i][0], shapes[i][1], &r, sp);
+  /* whole 128 x 128 blocks, several block rows (the pipelined block path) and a partial one */
+  check_shape(be, nbe, 384, 512, &r, 2);
+  check_shape(be, nbe, 300, 384, &r, 2);
+  check_shape(be, nbe, 256, 256, &r, 1);
 }
 
 /* The vector encoders against dtype.h's scalar ones on a dense sweep of float bit patterns: a tile
