@@ -151,6 +151,18 @@ static inline int needs_sub_check(int32_t minb, float inv, const q8_fmt *f) {
   return !(kn_bits_f32((uint32_t)minb) * inv >= kn_bits_f32(f->min_normal));
 }
 
+/* The scale of a tile or block from its integer max and min magnitude bits: stores it at *st and
+ * returns its inverse, with *chk set when a lane may need the subnormal path; returns 0 (and
+ * stores nothing) when the tile holds Inf/NaN, which the general path then converts. */
+static inline float tile_inv(int32_t amax_bits, int32_t minb, kn_dtype fmt, int pow2, const q8_fmt *f, float *st,
+                             char *chk) {
+  if (amax_bits >= 0x7f800000) return 0.0f;
+  *st = quant_scale_of(kn_bits_f32((uint32_t)amax_bits), fmt, pow2);
+  float inv = 1.0f / *st;
+  *chk = (char)needs_sub_check(minb, inv, f);
+  return inv;
+}
+
 /* 128 finite elements at x[off..] times iv -> 128 codes at q, stored 64 bytes at a time. */
 /* chk = 0 when the tile's smallest |x| times iv is a normal FP8 value: no lane can be subnormal. */
 static inline void convert_tile(const void *x, int bf16, int64_t off, __m512 iv, const q8_fmt *f, fp8_t *q,
@@ -218,13 +230,7 @@ static inline __attribute__((always_inline)) void token_rows(const void *x, int 
         _mm_prefetch((const char *)x + (off + Q8_AHEAD) * es + 64 * j, _MM_HINT_T0);
       int32_t minb, amax_bits = bf16 ? amax_bits_bf16((const bf16_t *)x + off, &minb)
                                      : amax_bits_f32((const float *)x + off, &minb);
-      inv[t] = 0.0f; /* 0: not finite, converted by tile_general */
-      if (amax_bits < 0x7f800000) {
-        float sc = quant_scale_of(kn_bits_f32((uint32_t)amax_bits), fmt, pow2);
-        scales[i * nt + t] = sc;
-        inv[t] = 1.0f / sc;
-        chk[t] = (char)needs_sub_check(minb, inv[t], f);
-      }
+      inv[t] = tile_inv(amax_bits, minb, fmt, pow2, f, scales + i * nt + t, chk + t); /* 0: tile_general */
     }
     for (int64_t t = 0; t < nt; t++) {
       int64_t off = row + t * QUANT_TILE;
@@ -308,13 +314,7 @@ static inline __attribute__((always_inline)) void token_bf16_fmt(const bf16_t *x
       if (i == 0)
         for (int j = 0; j < 4; j++) _mm_prefetch((const char *)(row + t * QUANT_TILE + Q8_AHEAD_BF16) + 64 * j, _MM_HINT_T0);
       int32_t minb, amax_bits = amax_bits_bf16(row + t * QUANT_TILE, &minb);
-      inv[t] = 0.0f; /* 0: not finite, converted by tile_general */
-      if (amax_bits < 0x7f800000) {
-        float sc = quant_scale_of(kn_bits_f32((uint32_t)amax_bits), fmt, pow2);
-        scales[i * nt + t] = sc;
-        inv[t] = 1.0f / sc;
-        chk[t] = (char)needs_sub_check(minb, inv[t], f);
-      }
+      inv[t] = tile_inv(amax_bits, minb, fmt, pow2, f, scales + i * nt + t, chk + t); /* 0: tile_general */
     }
     for (int64_t t = 0; t < nt; t++) {
       int64_t off = i * k + t * QUANT_TILE;
@@ -334,6 +334,24 @@ static void token_bf16(const bf16_t *x, int64_t m, int64_t k, kn_dtype fmt, int 
 }
 
 #define Q8_MAX_BLOCKS 64 /* blocks per block row kept on the stack (K <= 8192); more are malloc'd */
+
+/* One block (rows x cols at (r0, c0)) by the general path: finite amax over masked lanes, blended
+ * special codes (partial blocks and blocks holding Inf/NaN). */
+static void block_general(const void *w, int bf16, int64_t k, int64_t r0, int64_t rows, int64_t c0, int64_t cols,
+                          kn_dtype fmt, int pow2, const q8_fmt *f, fp8_t *q, float *st) {
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t c = 0; c < cols; c += 16) acc = amax_acc(acc, load16(w, bf16, (r0 + r) * k + c0 + c, tail_mask(cols - c)));
+  float sc = quant_scale_of(_mm512_reduce_max_ps(acc), fmt, pow2);
+  __m512 iv = _mm512_set1_ps(1.0f / sc);
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t c = 0; c < cols; c += 16) {
+      __mmask16 mk = tail_mask(cols - c);
+      __m512 y = _mm512_mul_ps(load16(w, bf16, (r0 + r) * k + c0 + c, mk), iv);
+      _mm512_mask_cvtepi32_storeu_epi8(q + (r0 + r) * k + c0 + c, mk, q8_cvt(y, f));
+    }
+  *st = sc;
+}
 
 /* Block quantizers, one block row (128 rows x K) at a time: pass 1 streams its rows in memory
  * order and reduces the magnitude bits of every block, pass 2 converts the rows again (from the
@@ -377,28 +395,9 @@ static inline __attribute__((always_inline)) void block_rows(const void *w, int 
         minb = bf16 ? hmin_u16(mn[b]) : _mm512_reduce_min_epi32(mn[b]);
       }
       float *st = scales + br * nbc + b;
-      inv[b] = 0.0f; /* 0: general path */
-      if (amax_bits < 0x7f800000) {
-        *st = quant_scale_of(kn_bits_f32((uint32_t)amax_bits), fmt, pow2);
-        inv[b] = 1.0f / *st;
-        chk[b] = (char)needs_sub_check(minb, inv[b], f);
-        continue;
-      }
-      /* general path for this block: finite amax over masked lanes, blended conversion */
-      int64_t c0 = b * QUANT_TILE, cols = k - c0 < QUANT_TILE ? k - c0 : QUANT_TILE;
-      __m512 acc = _mm512_setzero_ps();
-      for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < cols; c += 16)
-          acc = amax_acc(acc, load16(w, bf16, (r0 + r) * k + c0 + c, tail_mask(cols - c)));
-      float sc = quant_scale_of(_mm512_reduce_max_ps(acc), fmt, pow2);
-      __m512 iv = _mm512_set1_ps(1.0f / sc);
-      for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < cols; c += 16) {
-          __mmask16 mk = tail_mask(cols - c);
-          __m512 y = _mm512_mul_ps(load16(w, bf16, (r0 + r) * k + c0 + c, mk), iv);
-          _mm512_mask_cvtepi32_storeu_epi8(q + (r0 + r) * k + c0 + c, mk, q8_cvt(y, f));
-        }
-      *st = sc;
+      inv[b] = tile_inv(amax_bits, minb, fmt, pow2, f, st, chk + b);
+      if (inv[b] == 0.0f)
+        block_general(w, bf16, k, r0, rows, b * QUANT_TILE, b < fullc ? QUANT_TILE : k - b * QUANT_TILE, fmt, pow2, f, q, st);
     }
     for (int64_t r = 0; r < rows; r++)
       for (int64_t b = 0; b < fullc; b++) {
@@ -413,24 +412,6 @@ static inline __attribute__((always_inline)) void block_rows(const void *w, int 
 static void block_f32(const float *w, int64_t n, int64_t k, kn_dtype fmt, int pow2, fp8_t *q,
                       float *scales) {
   block_rows(w, 0, n, k, fmt, pow2, q, scales);
-}
-
-/* One block (rows x cols at (r0, c0)) by the general path: finite amax over masked lanes, blended
- * special codes (partial blocks and blocks holding Inf/NaN). */
-static void block_general(const void *w, int bf16, int64_t k, int64_t r0, int64_t rows, int64_t c0, int64_t cols,
-                          kn_dtype fmt, int pow2, const q8_fmt *f, fp8_t *q, float *st) {
-  __m512 acc = _mm512_setzero_ps();
-  for (int64_t r = 0; r < rows; r++)
-    for (int64_t c = 0; c < cols; c += 16) acc = amax_acc(acc, load16(w, bf16, (r0 + r) * k + c0 + c, tail_mask(cols - c)));
-  float sc = quant_scale_of(_mm512_reduce_max_ps(acc), fmt, pow2);
-  __m512 iv = _mm512_set1_ps(1.0f / sc);
-  for (int64_t r = 0; r < rows; r++)
-    for (int64_t c = 0; c < cols; c += 16) {
-      __mmask16 mk = tail_mask(cols - c);
-      __m512 y = _mm512_mul_ps(load16(w, bf16, (r0 + r) * k + c0 + c, mk), iv);
-      _mm512_mask_cvtepi32_storeu_epi8(q + (r0 + r) * k + c0 + c, mk, q8_cvt(y, f));
-    }
-  *st = sc;
 }
 
 /* BF16 blocks, software-pipelined over block rows: while row r of block row br is reduced
@@ -475,14 +456,9 @@ static inline __attribute__((always_inline)) void block_bf16_fmt(const bf16_t *w
     for (int64_t b = 0; b < nbc; b++) {
       float *st = scales + br * nbc + b;
       if (b < fullc) {
-        int32_t amax_bits = hmax_u16(mx[b]), minb = hmin_u16(mn[b]);
-        inv[cur * nb + b] = 0.0f; /* 0: converted here by block_general */
-        if (amax_bits < 0x7f800000) {
-          *st = quant_scale_of(kn_bits_f32((uint32_t)amax_bits), fmt, pow2);
-          inv[cur * nb + b] = 1.0f / *st;
-          chk[cur * nb + b] = (char)needs_sub_check(minb, inv[cur * nb + b], f);
-          continue;
-        }
+        /* 0: converted here by block_general */
+        inv[cur * nb + b] = tile_inv(hmax_u16(mx[b]), hmin_u16(mn[b]), fmt, pow2, f, st, chk + cur * nb + b);
+        if (inv[cur * nb + b] != 0.0f) continue;
       }
       block_general(w, 1, k, br * QUANT_TILE, QUANT_TILE, b * QUANT_TILE, b < fullc ? QUANT_TILE : k - b * QUANT_TILE,
                     fmt, pow2, f, q, st);
