@@ -2,7 +2,8 @@
 # Gives: $M the moesim binary (absolute; MOESIM overrides), $T a scratch directory removed on exit,
 # ok / bad MESSAGE / skip MESSAGE counters, check DESCRIPTION 'shell condition',
 # expect CODE DESCRIPTION -- command... (stdout in $T/out, stderr in $T/err), and finish, which
-# prints the closing "N passed, N failed, N skipped" line tests/run.sh adds up and sets the status.
+# prints the closing "N passed, N failed, N skipped" line tests/run.sh adds up and sets the status;
+# tiny_train writes $T/cluster.yaml and $T/train.yaml, a small training experiment ($TOP: topologies/).
 M=${MOESIM:-build/moesim}
 M="$(cd "$(dirname "$M")" && pwd)/$(basename "$M")"
 REPO=$(pwd)
@@ -22,4 +23,19 @@ expect() {
 finish() {
   echo "$pass passed, $fail failed, $skipped skipped"
   [ "$fail" -eq 0 ]
+}
+TOP="$REPO/topologies"
+tiny_train() {
+  cp "$REPO/tests/fixtures/tiny-ft2-2x4.yaml" "$T/cluster.yaml"
+  sed -i "s|^catalogue: .*|catalogue: $TOP/hardware.yaml|" "$T/cluster.yaml"
+  cat > "$T/train.yaml" <<EOF
+name: tiny-train
+kind: train
+model: $REPO/tests/fixtures/tiny-moe.yaml
+cluster: cluster.yaml
+parallel: {pp: 2, ep: 2, dp_zero: 1, micro_batch_seqs: 1, global_batch_seqs: 16}
+schedule: dualpipe
+comm_sms: 8
+routing: {balance: bias, skew_zipf_s: 1.0, seed: 3}
+EOF
 }

@@ -9,21 +9,8 @@
 . tests/lib.sh
 B=${MOESIM_BUILD:-$(dirname "$M")}
 export MOESIM_CACHE="$T/cache"
-TOP=$(cd topologies && pwd)
-
-cp "$REPO/tests/fixtures/tiny-ft2-2x4.yaml" "$T/cluster.yaml"
-sed -i "s|^catalogue: .*|catalogue: $TOP/hardware.yaml|" "$T/cluster.yaml"
-cat > "$T/train.yaml" <<EOF
-name: tiny-train
-kind: train
-model: $REPO/tests/fixtures/tiny-moe.yaml
-cluster: cluster.yaml
-parallel: {pp: 2, ep: 2, dp_zero: 1, micro_batch_seqs: 1, global_batch_seqs: 16}
-schedule: dualpipe
-comm_sms: 8
-routing: {balance: bias, skew_zipf_s: 1.0, seed: 3}
-plots: [breakdown::phase_f_s+phase_b_s+phase_w_s+phase_bubble_s+phase_exposed_comm_s+phase_optimizer_s]
-EOF
+tiny_train
+echo 'plots: [breakdown::phase_f_s+phase_b_s+phase_w_s+phase_bubble_s+phase_exposed_comm_s+phase_optimizer_s]' >> "$T/train.yaml"
 cat > "$T/whatif.yaml" <<EOF
 name: tiny-whatif
 kind: whatif

@@ -8,20 +8,7 @@
 # Prints "N passed, N failed, N skipped".
 . tests/lib.sh
 export MOESIM_CACHE="$T/cache"
-TOP=$(cd topologies && pwd)
-
-cp "$REPO/tests/fixtures/tiny-ft2-2x4.yaml" "$T/cluster.yaml"
-sed -i "s|^catalogue: .*|catalogue: $TOP/hardware.yaml|" "$T/cluster.yaml"
-cat > "$T/train.yaml" <<EOF
-name: tiny-train
-kind: train
-model: $REPO/tests/fixtures/tiny-moe.yaml
-cluster: cluster.yaml
-parallel: {pp: 2, ep: 2, dp_zero: 1, micro_batch_seqs: 1, global_batch_seqs: 16}
-schedule: dualpipe
-comm_sms: 8
-routing: {balance: bias, skew_zipf_s: 1.0, seed: 3}
-EOF
+tiny_train
 cat > "$T/buy.yaml" <<EOF
 name: tiny-purchase
 kind: purchase
