@@ -29,6 +29,7 @@
 #include "cpu_isa.h"
 #include "gemm.h"
 #include "pool.h"
+#include "krand.h"
 #include "util.h"
 
 static int reps_small = 15, reps_big = 5;
@@ -45,14 +46,8 @@ static void usage(FILE *f) {
 
 /* ---------------------------------------------------------------- helpers */
 
-static uint64_t rng = 42;
-static uint64_t next_u64(void) {
-  uint64_t z = (rng += UINT64_C(0x9e3779b97f4a7c15));
-  z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-  z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-  return z ^ (z >> 31);
-}
-static float unif(void) { return (float)((next_u64() >> 40) * 0x1.0p-24) * 2.0f - 1.0f; }
+static krand rng = {42}; /* the splitmix64 state (krand.h) */
+static float unif(void) { return (float)krand_unif(&rng) * 2.0f - 1.0f; } /* [-1, 1) */
 
 static char *flush_buf;
 #define FLUSH_BYTES (96u << 20)

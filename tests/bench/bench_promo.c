@@ -27,6 +27,7 @@
 #include "gemm.h"
 #include "ktable.h"
 #include "pool.h"
+#include "krand.h"
 #include "util.h"
 #include "whatif.h"
 
@@ -43,14 +44,8 @@ static void usage(FILE *f) {
           "  --help       this text\n");
 }
 
-static uint64_t rng = 7;
-static float unif(void) {
-  uint64_t z = (rng += UINT64_C(0x9e3779b97f4a7c15));
-  z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-  z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-  z ^= z >> 31;
-  return (float)((z >> 40) * 0x1.0p-24) * 2.0f - 1.0f;
-}
+static krand rng = {7}; /* the splitmix64 state (krand.h) */
+static float unif(void) { return (float)krand_unif(&rng) * 2.0f - 1.0f; } /* [-1, 1) */
 
 /* Random FP8 E4M3 values (exactly representable) with scales of blocks br x 128. */
 static void fp8_fill(int64_t rows, int64_t cols, int64_t br, fp8_t *q, float *s) {
