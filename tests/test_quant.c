@@ -126,6 +126,55 @@ static void test_backends_match_ref(void) {
   check_shape(be, nbe, 256, 256, &r, 1);
 }
 
+/* BF16 tiles and blocks whose groups of 64 sit just below, at and just above the magnitude at
+ * which a scaled value stops being a normal FP8 number: the vector paths decide per group of 64
+ * whether any lane needs the subnormal branch (from a BF16 threshold derived from the scale), and
+ * a threshold 8 words too low (up to about 4 below, the normal formula still rounds those lanes up
+ * to the smallest normal, as the subnormal branch does), or a group check that misses a lane,
+ * changes codes here. Every
+ * 1x128 tile holds the amax A at its first element, so token tiles and 128x128 blocks have the
+ * same scale; the other 127 elements of a tile take two words near the boundary, signs
+ * alternating. */
+static void test_subnormal_boundary(void) {
+  const quant_kernels *be[4];
+  int nbe = backends(be);
+  if (nbe == 1) T_SKIP("no vector backend on this CPU");
+  enum { M = 256, K = 256 };
+  static const float amax[] = {1.0f, 3.7f, 0.013f, 300.0f};
+  bf16_t *x = malloc(sizeof *x * M * K);
+  fp8_t *q0 = malloc(M * K), *q1 = malloc(M * K);
+  float *s0 = malloc(sizeof(float) * M * K), *s1 = malloc(sizeof(float) * M * K);
+  const quant_kernels *ref = quant_ref();
+  for (int fi = 0; fi < 2; fi++)
+    for (int pow2 = 0; pow2 < 2; pow2++)
+      for (size_t ai = 0; ai < sizeof amax / sizeof amax[0]; ai++) {
+        kn_dtype f = fmts[fi];
+        float a = bf16_to_f32(f32_to_bf16(amax[ai]));
+        float min_normal = f == KN_FP8_E4M3 ? 0x1p-6f : 0x1p-14f;
+        int bw = f32_to_bf16(min_normal * quant_scale_of(a, f, pow2));
+        for (int t = 0; t < M * K / 128; t++) {
+          int w0 = bw + t % 32 - 16, w1 = bw + (t / 32) % 16 - 8;
+          for (int c = 0; c < 128; c++) {
+            int w = c < 64 ? w0 : w1;
+            x[t * 128 + c] = (bf16_t)(w | ((c & 1) << 15));
+          }
+          x[t * 128] = f32_to_bf16(a);
+        }
+        for (int b = 1; b < nbe; b++) {
+          int bad = 0;
+          ref->token_bf16(x, M, K, f, pow2, q0, s0);
+          be[b]->token_bf16(x, M, K, f, pow2, q1, s1);
+          bad += memcmp(q0, q1, M * K) != 0 || memcmp(s0, s1, sizeof(float) * M * K / 128) != 0;
+          ref->block_bf16(x, M, K, f, pow2, q0, s0);
+          be[b]->block_bf16(x, M, K, f, pow2, q1, s1);
+          bad += memcmp(q0, q1, M * K) != 0 || memcmp(s0, s1, sizeof(float) * 4) != 0;
+          T_CHECKF(bad == 0, "%s %s pow2=%d amax=%g: codes or scales differ from the reference", be[b]->backend,
+                   kn_dtype_name(f), pow2, (double)a);
+        }
+      }
+  free(x), free(q0), free(q1), free(s0), free(s1);
+}
+
 /* The vector encoders against dtype.h's scalar ones on a dense sweep of float bit patterns: a tile
  * with 448 (resp. 57344) in it has scale exactly 1, so every other element is encoded as is. */
 static void test_encoder_sweep(void) {
@@ -271,6 +320,7 @@ int main(void) {
   T_RUN(test_scale_formula);
   T_RUN(test_hand_tile);
   T_RUN(test_backends_match_ref);
+  T_RUN(test_subnormal_boundary);
   T_RUN(test_encoder_sweep);
   T_RUN(test_round_trip_table);
   T_RUN(test_dequant_error_bound);

@@ -163,25 +163,34 @@ static inline float tile_inv(int32_t amax_bits, int32_t minb, kn_dtype fmt, int 
   return inv;
 }
 
+/* 64 codes to q: a non-temporal store (q 64-byte aligned) when nt, so that a large output goes to
+ * memory without first being read for ownership. */
+static inline __attribute__((always_inline)) void q8_store64(fp8_t *q, __m512i v, int nt) {
+  if (nt) _mm512_stream_si512((void *)q, v);
+  else _mm512_storeu_si512(q, v);
+}
+
+/* 64 finite BF16 elements times iv -> 64 codes at q, every lane checked for the subnormal branch.
+ * BF16 is widened by interleaving with zero words (one op per 16 values, no shifts); the packs undo
+ * the interleave within 128-bit lanes and one qword permutation orders the lanes. */
+static inline void convert64_bf16_sub(const bf16_t *x, __m512 iv, const q8_fmt *f, fp8_t *q, int nt) {
+  __m512i w[2];
+  for (int j = 0; j < 2; j++) {
+    __m512i raw = _mm512_loadu_si512(x + 32 * j);
+    __m512 lo = _mm512_castsi512_ps(_mm512_unpacklo_epi16(_mm512_setzero_si512(), raw));
+    __m512 hi = _mm512_castsi512_ps(_mm512_unpackhi_epi16(_mm512_setzero_si512(), raw));
+    w[j] = _mm512_packus_epi32(q8_codes_finite(_mm512_mul_ps(_mm512_abs_ps(lo), iv), lo, f, 1),
+                               q8_codes_finite(_mm512_mul_ps(_mm512_abs_ps(hi), iv), hi, f, 1));
+  }
+  q8_store64(q, _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7), _mm512_packus_epi16(w[0], w[1])), nt);
+}
+
 /* 128 finite elements at x[off..] times iv -> 128 codes at q, stored 64 bytes at a time. */
 /* chk = 0 when the tile's smallest |x| times iv is a normal FP8 value: no lane can be subnormal. */
 static inline void convert_tile(const void *x, int bf16, int64_t off, __m512 iv, const q8_fmt *f, fp8_t *q,
                                 int chk) {
   if (bf16) {
-    /* BF16 widened by interleaving with zero words (one op per 16 values, no shifts); the packs
-     * undo the interleave within 128-bit lanes and one qword permutation orders the lanes. */
-    const __m512i order = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
-    for (int h = 0; h < 2; h++) {
-      __m512i w[2];
-      for (int j = 0; j < 2; j++) {
-        __m512i raw = _mm512_loadu_si512((const bf16_t *)x + off + 64 * h + 32 * j);
-        __m512 lo = _mm512_castsi512_ps(_mm512_unpacklo_epi16(_mm512_setzero_si512(), raw));
-        __m512 hi = _mm512_castsi512_ps(_mm512_unpackhi_epi16(_mm512_setzero_si512(), raw));
-        w[j] = _mm512_packus_epi32(q8_codes_finite(_mm512_mul_ps(_mm512_abs_ps(lo), iv), lo, f, chk),
-                                   q8_codes_finite(_mm512_mul_ps(_mm512_abs_ps(hi), iv), hi, f, chk));
-      }
-      _mm512_storeu_si512(q + 64 * h, _mm512_permutexvar_epi64(order, _mm512_packus_epi16(w[0], w[1])));
-    }
+    for (int h = 0; h < 2; h++) convert64_bf16_sub((const bf16_t *)x + off + 64 * h, iv, f, q + 64 * h, 0);
     return;
   }
   for (int h = 0; h < 2; h++) {
@@ -268,9 +277,43 @@ static inline __attribute__((always_inline)) __m512i q8_rne_bits(__m512 a, const
   return _mm512_mask_add_epi32(r, _mm512_test_epi32_mask(ai, _mm512_set1_epi32(1 << f->drop)), r, _mm512_set1_epi32(1));
 }
 
-/* 64 BF16 elements times iv -> 64 codes (the fast case above). */
-static inline __attribute__((always_inline)) void cvt64_bf16(const bf16_t *x, __m512 iv, const q8_fmt *f, fp8_t *q) {
+/* The smallest BF16 magnitude word a with fl(a * inv) >= the smallest FP8 normal: lanes below it
+ * (and only those) need the subnormal branch. The product is monotonic in a, so the words that
+ * need it are exactly [0, thr); thr >= 1 when the tile's smallest magnitude needs it. */
+static uint16_t bf16_sub_thr(float inv, const q8_fmt *f) {
+  float mn = kn_bits_f32(f->min_normal);
+  uint32_t g = kn_f32_bits(mn / inv) >> 16;
+  if (g > 0x7f80) g = 0x7f80;
+  while (g > 0 && kn_bits_f32((g - 1) << 16) * inv >= mn) g--;
+  while (g < 0x7f80 && kn_bits_f32(g << 16) * inv < mn) g++;
+  return (uint16_t)g;
+}
+
+/* tile_inv for a BF16 tile or block, with *thr = bf16_sub_thr when some lane may need the
+ * subnormal branch and 0 when none can. */
+static inline float tile_inv_bf16(int32_t amax_bits, int32_t minb, kn_dtype fmt, int pow2, const q8_fmt *f, float *st,
+                                  uint16_t *thr) {
+  char chk = 0;
+  float inv = tile_inv(amax_bits, minb, fmt, pow2, f, st, &chk);
+  *thr = inv != 0.0f && chk ? bf16_sub_thr(inv, f) : 0;
+  return inv;
+}
+
+/* 64 BF16 elements times iv -> 64 codes (the fast case above). thr != 0: lanes with magnitude
+ * words below thr need the subnormal branch, and a group of 64 holding one takes
+ * convert64_bf16_sub (in real weights a 128x128 block nearly always has a lane or two that small,
+ * which must not cost the other 16,000 the slow path). */
+static inline __attribute__((always_inline)) void cvt64_bf16(const bf16_t *x, __m512 iv, int thr, const q8_fmt *f,
+                                                             fp8_t *q, int nt) {
   const __m512i mag = _mm512_set1_epi16(0x7fff), idx = _mm512_load_si512(q8_hiword_idx);
+  if (thr) {
+    __m512i t = _mm512_set1_epi16((short)thr);
+    if (_mm512_cmplt_epu16_mask(_mm512_and_si512(_mm512_loadu_si512(x), mag), t) |
+        _mm512_cmplt_epu16_mask(_mm512_and_si512(_mm512_loadu_si512(x + 32), mag), t)) {
+      convert64_bf16_sub(x, iv, f, q, nt);
+      return;
+    }
+  }
   __m512i w[2], raw[2];
   _Pragma("GCC unroll 2") for (int j = 0; j < 2; j++) {
     raw[j] = _mm512_loadu_si512(x + 32 * j);
@@ -282,19 +325,15 @@ static inline __attribute__((always_inline)) void cvt64_bf16(const bf16_t *x, __
   }
   __m512i c = _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7), _mm512_packus_epi16(w[0], w[1]));
   __mmask64 neg = _mm512_kunpackd(_mm512_movepi16_mask(raw[1]), _mm512_movepi16_mask(raw[0]));
-  _mm512_storeu_si512(q, _mm512_mask_add_epi8(c, neg, c, _mm512_set1_epi8((char)0x80)));
+  q8_store64(q, _mm512_mask_add_epi8(c, neg, c, _mm512_set1_epi8((char)0x80)), nt);
 }
 
-/* A full BF16 tile of finite values with inverse scale inv; chk: some lane may be subnormal. */
-static inline __attribute__((always_inline)) void cvt_tile_bf16(const bf16_t *x, float inv, int chk, const q8_fmt *f,
-                                                                fp8_t *q) {
+/* A full BF16 tile of finite values with inverse scale inv; thr and nt: as for cvt64_bf16. */
+static inline __attribute__((always_inline)) void cvt_tile_bf16(const bf16_t *x, float inv, int thr, const q8_fmt *f,
+                                                                fp8_t *q, int nt) {
   __m512 iv = _mm512_set1_ps(inv);
-  if (chk) {
-    convert_tile(x, 1, 0, iv, f, q, 1);
-    return;
-  }
-  cvt64_bf16(x, iv, f, q);
-  cvt64_bf16(x + 64, iv, f, q + 64);
+  cvt64_bf16(x, iv, thr, f, q, nt);
+  cvt64_bf16(x + 64, iv, thr, f, q + 64, nt);
 }
 
 #define Q8_AHEAD_BF16 6144 /* BF16 elements prefetched ahead of a reduction that streams from memory */
@@ -307,24 +346,24 @@ static inline __attribute__((always_inline)) void token_bf16_fmt(const bf16_t *x
   const q8_fmt *f = fmt == KN_FP8_E5M2 ? &q8_e5m2 : &q8_e4m3;
   int64_t nt = quant_tiles(k), full = k / QUANT_TILE;
   float inv_stack[64], *inv = full <= 64 ? inv_stack : util_xmalloc((size_t)full * sizeof *inv);
-  char chk_stack[64], *chk = full <= 64 ? chk_stack : util_xmalloc((size_t)full);
+  uint16_t thr_stack[64], *thr = full <= 64 ? thr_stack : util_xmalloc((size_t)full * sizeof *thr);
   for (int64_t i = 0; i < m; i++) {
     const bf16_t *row = x + i * k;
     for (int64_t t = 0; t < full; t++) {
       if (i == 0)
         for (int j = 0; j < 4; j++) _mm_prefetch((const char *)(row + t * QUANT_TILE + Q8_AHEAD_BF16) + 64 * j, _MM_HINT_T0);
       int32_t minb, amax_bits = amax_bits_bf16(row + t * QUANT_TILE, &minb);
-      inv[t] = tile_inv(amax_bits, minb, fmt, pow2, f, scales + i * nt + t, chk + t); /* 0: tile_general */
+      inv[t] = tile_inv_bf16(amax_bits, minb, fmt, pow2, f, scales + i * nt + t, thr + t); /* 0: tile_general */
     }
     for (int64_t t = 0; t < nt; t++) {
       int64_t off = i * k + t * QUANT_TILE;
       if (i + 1 < m)
         for (int j = 0; j < 4; j++) _mm_prefetch((const char *)(x + off + k) + 64 * j, _MM_HINT_T0);
-      if (t < full && inv[t] != 0.0f) cvt_tile_bf16(x + off, inv[t], chk[t], f, q + off);
+      if (t < full && inv[t] != 0.0f) cvt_tile_bf16(x + off, inv[t], thr[t], f, q + off, 0);
       else tile_general(x, 1, off, t < full ? QUANT_TILE : k - t * QUANT_TILE, fmt, pow2, f, q + off, scales + i * nt + t);
     }
   }
-  if (inv != inv_stack) free(inv), free(chk);
+  if (inv != inv_stack) free(inv), free(thr);
 }
 
 static void token_bf16(const bf16_t *x, int64_t m, int64_t k, kn_dtype fmt, int pow2, fp8_t *q,
@@ -333,6 +372,7 @@ static void token_bf16(const bf16_t *x, int64_t m, int64_t k, kn_dtype fmt, int 
   else token_bf16_fmt(x, m, k, KN_FP8_E4M3, pow2, q, scales);
 }
 
+#define Q8_NT_BYTES (4 << 20) /* outputs from this size on are written with non-temporal stores */
 #define Q8_MAX_BLOCKS 64 /* blocks per block row kept on the stack (K <= 8192); more are malloc'd */
 
 /* One block (rows x cols at (r0, c0)) by the general path: finite amax over masked lanes, blended
@@ -426,15 +466,17 @@ static inline __attribute__((always_inline)) void block_bf16_fmt(const bf16_t *w
   const __m512i mag = _mm512_set1_epi16(0x7fff);
   __m512i mxmn_stack[2 * Q8_MAX_BLOCKS];
   float inv_stack[2 * Q8_MAX_BLOCKS];
-  char chk_stack[2 * Q8_MAX_BLOCKS];
+  uint16_t thr_stack[2 * Q8_MAX_BLOCKS];
   int heap = nb > Q8_MAX_BLOCKS;
   __m512i *mx = heap ? util_xmalloc((size_t)nb * 2 * sizeof *mx) : mxmn_stack, *mn = mx + nb;
   float *inv = heap ? util_xmalloc((size_t)nb * 2 * sizeof *inv) : inv_stack; /* [block row parity][block] */
-  char *chk = heap ? util_xmalloc((size_t)nb * 2) : chk_stack;
+  uint16_t *thr = heap ? util_xmalloc((size_t)nb * 2 * sizeof *thr) : thr_stack;
+  /* A large output (weights quantized once, read later by the GEMMs) is streamed to memory */
+  int nt = ((uintptr_t)q & 63) == 0 && k % 64 == 0 && n * k >= Q8_NT_BYTES;
   for (int64_t br = 0; br <= nfr; br++) {
     int cur = (int)(br & 1), red = br < nfr;
     const float *pinv = inv + (cur ^ 1) * nb;
-    const char *pchk = chk + (cur ^ 1) * nb;
+    const uint16_t *pthr = thr + (cur ^ 1) * nb;
     for (int64_t b = 0; b < fullc; b++) mx[b] = _mm512_setzero_si512(), mn[b] = mag;
     for (int64_t r = 0; r < QUANT_TILE; r++) {
       const bf16_t *pr = w + (br * QUANT_TILE + r) * k;        /* reduced (block row br) */
@@ -449,7 +491,7 @@ static inline __attribute__((always_inline)) void block_bf16_fmt(const bf16_t *w
           }
           mx[b] = hi, mn[b] = lo;
         }
-        if (br > 0 && pinv[b] != 0.0f) cvt_tile_bf16(w + cr * k + b * QUANT_TILE, pinv[b], pchk[b], f, q + cr * k + b * QUANT_TILE);
+        if (br > 0 && pinv[b] != 0.0f) cvt_tile_bf16(w + cr * k + b * QUANT_TILE, pinv[b], pthr[b], f, q + cr * k + b * QUANT_TILE, nt);
       }
     }
     if (!red) break;
@@ -457,7 +499,7 @@ static inline __attribute__((always_inline)) void block_bf16_fmt(const bf16_t *w
       float *st = scales + br * nbc + b;
       if (b < fullc) {
         /* 0: converted here by block_general */
-        inv[cur * nb + b] = tile_inv(hmax_u16(mx[b]), hmin_u16(mn[b]), fmt, pow2, f, st, chk + cur * nb + b);
+        inv[cur * nb + b] = tile_inv_bf16(hmax_u16(mx[b]), hmin_u16(mn[b]), fmt, pow2, f, st, thr + cur * nb + b);
         if (inv[cur * nb + b] != 0.0f) continue;
       }
       block_general(w, 1, k, br * QUANT_TILE, QUANT_TILE, b * QUANT_TILE, b < fullc ? QUANT_TILE : k - b * QUANT_TILE,
@@ -467,7 +509,8 @@ static inline __attribute__((always_inline)) void block_bf16_fmt(const bf16_t *w
   for (int64_t b = 0; n % QUANT_TILE && b < nbc; b++)
     block_general(w, 1, k, nfr * QUANT_TILE, n % QUANT_TILE, b * QUANT_TILE, b < fullc ? QUANT_TILE : k - b * QUANT_TILE,
                   fmt, pow2, f, q, scales + nfr * nbc + b);
-  if (heap) free(mx), free(inv), free(chk);
+  if (nt) _mm_sfence();
+  if (heap) free(mx), free(inv), free(thr);
 }
 
 static void block_bf16(const bf16_t *w, int64_t n, int64_t k, kn_dtype fmt, int pow2, fp8_t *q,

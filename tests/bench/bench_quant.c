@@ -48,7 +48,8 @@ static void flush_caches(void) {
 static void bench(pool *tp, const quant_kernels *qk, int block, int64_t m, int64_t k, int pow2) {
   int64_t n = m * k, ns = block ? quant_tiles(m) * quant_tiles(k) : m * quant_tiles(k);
   bf16_t *x = malloc((size_t)n * 2);
-  fp8_t *q = malloc((size_t)n);
+  fp8_t *q = NULL; /* 64-byte aligned, as the kernel suite allocates (the quantizers may then stream) */
+  if (posix_memalign((void **)&q, 64, (size_t)n) != 0) return;
   float *s = malloc((size_t)ns * 4);
   char *cpy = malloc((size_t)n * 2);
   krand r = krand_seed(3);
