@@ -196,11 +196,6 @@ static void token_f32(const float *x, int64_t m, int64_t k, kn_dtype fmt, int po
   token_rows(x, 0, m, k, fmt, pow2, q, scales);
 }
 
-static void token_bf16(const bf16_t *x, int64_t m, int64_t k, kn_dtype fmt, int pow2, fp8_t *q,
-                       float *scales) {
-  token_rows(x, 1, m, k, fmt, pow2, q, scales);
-}
-
 /* One block row at a time: pass 1 streams its rows and keeps each full block's integer max, pass 2
  * converts the finite full blocks; partial and non-finite blocks take the general path. */
 static inline __attribute__((always_inline)) void block_rows(const void *w, int bf16, int64_t n, int64_t k,
@@ -249,9 +244,239 @@ static void block_f32(const float *w, int64_t n, int64_t k, kn_dtype fmt, int po
   block_rows(w, 0, n, k, fmt, pow2, q, scales);
 }
 
+/* ---- BF16 fast paths. A full tile (or block) of finite values is converted 32 elements at a time
+ * with no widening shuffles: the magnitude words of one 256-bit load give 8 floats of its even
+ * elements (a 32-bit shift) and 8 of its odd ones (a mask); each is scaled and rounded in 32-bit
+ * lanes (rounding and re-bias folded into q8_fmt.rnd; nothing to clamp, as in the AVX-512 file),
+ * and the codes come out of the rounded bits already in element order — the even elements' shifted
+ * down into the low words, the odd elements' into the high words, one word blend — so that one
+ * byte pack and one qword permutation store 32 codes. The signs come straight from the input
+ * words: a signed saturating pack turns a negative word into a byte with its top bit set. Lanes
+ * below the smallest normal after scaling (zeros included) need the subnormal branch; it is
+ * decided per group of 64 from a BF16 magnitude threshold derived from the scale, so that the one
+ * or two such lanes of a 128x128 block of real weights do not send the whole block down it. */
+
+/* Largest / smallest of 16 unsigned words, as float32 bits (the word in the top half). */
+static inline int32_t hmax_u16(__m256i v) {
+  __m128i m = _mm_max_epu16(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  /* phminposuw finds the minimum of 8 words; the maximum is 0xffff - min(0xffff - x) */
+  return (0xffff - (_mm_cvtsi128_si32(_mm_minpos_epu16(_mm_xor_si128(m, _mm_set1_epi16(-1)))) & 0xffff)) << 16;
+}
+
+static inline int32_t hmin_u16(__m256i v) {
+  __m128i m = _mm_min_epu16(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  return (_mm_cvtsi128_si32(_mm_minpos_epu16(m)) & 0xffff) << 16;
+}
+
+/* Magnitude bits (as float32 bits) of the largest and the smallest |x| of a full BF16 tile, reduced
+ * in 16-bit lanes; Inf/NaN sort above every finite value. */
+static inline int32_t amax_bits_bf16(const bf16_t *p, int32_t *minb) {
+  const __m256i mag = _mm256_set1_epi16(0x7fff);
+  __m256i mx = _mm256_setzero_si256(), mn = mag;
+  for (int j = 0; j < 8; j++) {
+    __m256i a = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(p + 16 * j)), mag);
+    mx = _mm256_max_epu16(mx, a), mn = _mm256_min_epu16(mn, a);
+  }
+  *minb = hmin_u16(mn);
+  return hmax_u16(mx);
+}
+
+/* The smallest BF16 magnitude word a with fl(a * inv) >= the smallest FP8 normal: lanes below it
+ * (and only those) need the subnormal branch. The product is monotonic in a, so the words that
+ * need it are exactly [0, thr). */
+static uint16_t bf16_sub_thr(float inv, const q8_fmt *f) {
+  float mn = kn_bits_f32((uint32_t)f->min_normal);
+  uint32_t g = kn_f32_bits(mn / inv) >> 16;
+  if (g > 0x7f80) g = 0x7f80;
+  while (g > 0 && kn_bits_f32((g - 1) << 16) * inv >= mn) g--;
+  while (g < 0x7f80 && kn_bits_f32(g << 16) * inv < mn) g++;
+  return (uint16_t)g;
+}
+
+/* The scale of a BF16 tile or block from its largest and smallest magnitude bits: stores it at *st
+ * and returns its inverse, with *thr = bf16_sub_thr when the smallest magnitude needs the
+ * subnormal branch (0 when no lane can: rounding is monotonic); returns 0 (and stores nothing) when
+ * the tile holds Inf/NaN, which the general path then converts. */
+static inline float tile_inv_bf16(int32_t amax_bits, int32_t minb, kn_dtype fmt, int pow2, const q8_fmt *f,
+                                  float *st, uint16_t *thr) {
+  if (amax_bits >= 0x7f800000) return 0.0f;
+  *st = quant_scale_of(kn_bits_f32((uint32_t)amax_bits), fmt, pow2);
+  float inv = 1.0f / *st;
+  *thr = kn_bits_f32((uint32_t)minb) * inv >= kn_bits_f32((uint32_t)f->min_normal) ? 0 : bf16_sub_thr(inv, f);
+  return inv;
+}
+
+/* |x| / scale (finite, at most fp8_max) -> rounded, re-biased bits whose bits drop.. hold the code
+ * (nothing above it). sub: lanes below the smallest normal get their subnormal code there instead,
+ * rounded by one float addition of f->magic. */
+static inline __attribute__((always_inline)) __m256i q8_rne_bits(__m256 y, const q8_fmt *f, int sub) {
+  __m256i yi = _mm256_castps_si256(y);
+  __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(yi, f->drop), _mm256_set1_epi32(1));
+  __m256i r = _mm256_add_epi32(_mm256_add_epi32(yi, _mm256_set1_epi32(f->rnd)), lsb);
+  if (sub) {
+    __m256 magic = _mm256_set1_ps(f->magic);
+    __m256i cs = _mm256_sub_epi32(_mm256_castps_si256(_mm256_add_ps(y, magic)), _mm256_castps_si256(magic));
+    __m256i below = _mm256_cmpgt_epi32(_mm256_set1_epi32(f->min_normal), yi);
+    r = _mm256_blendv_epi8(r, _mm256_slli_epi32(cs, f->drop), below);
+  }
+  return r;
+}
+
+/* 16 finite BF16 magnitudes a times iv -> their 16 codes in words, in element order. */
+static inline __attribute__((always_inline)) __m256i q8_words16_bf16(__m256i a, __m256 iv, const q8_fmt *f, int sub) {
+  __m256 ev = _mm256_castsi256_ps(_mm256_slli_epi32(a, 16));
+  __m256 od = _mm256_castsi256_ps(_mm256_and_si256(a, _mm256_set1_epi32((int)0xffff0000u)));
+  __m256i re = q8_rne_bits(_mm256_mul_ps(ev, iv), f, sub), ro = q8_rne_bits(_mm256_mul_ps(od, iv), f, sub);
+  return _mm256_blend_epi16(_mm256_srli_epi32(re, f->drop), _mm256_srli_epi32(ro, f->drop - 16), 0xaa);
+}
+
+/* 32 finite BF16 elements (raw words r0, r1 and their magnitudes a0, a1) times iv -> 32 codes. */
+static inline __attribute__((always_inline)) __m256i q8_cvt32_bf16(__m256i r0, __m256i r1, __m256i a0, __m256i a1,
+                                                                   __m256 iv, const q8_fmt *f, int sub) {
+  __m256i c = _mm256_packus_epi16(q8_words16_bf16(a0, iv, f, sub), q8_words16_bf16(a1, iv, f, sub));
+  __m256i sg = _mm256_and_si256(_mm256_packs_epi16(r0, r1), _mm256_set1_epi8((char)0x80));
+  return _mm256_permute4x64_epi64(_mm256_or_si256(c, sg), 0xd8);
+}
+
+/* 32 codes to q: a non-temporal store (q 32-byte aligned) when nt, so that a large output goes to
+ * memory without first being read for ownership. */
+static inline __attribute__((always_inline)) void q8_store32(fp8_t *q, __m256i v, int nt) {
+  if (nt) _mm256_stream_si256((__m256i *)q, v);
+  else _mm256_storeu_si256((__m256i *)q, v);
+}
+
+/* 64 finite BF16 elements times iv -> 64 codes at q. thr != 0: magnitude words below thr need the
+ * subnormal branch, and the group takes it when one of its lanes does. */
+static inline __attribute__((always_inline)) void cvt64_bf16(const bf16_t *x, __m256 iv, int thr, const q8_fmt *f,
+                                                             fp8_t *q, int nt) {
+  const __m256i mag = _mm256_set1_epi16(0x7fff);
+  __m256i r0 = _mm256_loadu_si256((const __m256i *)x), r1 = _mm256_loadu_si256((const __m256i *)(x + 16));
+  __m256i r2 = _mm256_loadu_si256((const __m256i *)(x + 32)), r3 = _mm256_loadu_si256((const __m256i *)(x + 48));
+  __m256i a0 = _mm256_and_si256(r0, mag), a1 = _mm256_and_si256(r1, mag);
+  __m256i a2 = _mm256_and_si256(r2, mag), a3 = _mm256_and_si256(r3, mag);
+  if (thr) {
+    /* magnitudes and thr are below 0x8000: the signed word compare is exact */
+    __m256i mn = _mm256_min_epu16(_mm256_min_epu16(a0, a1), _mm256_min_epu16(a2, a3));
+    if (_mm256_movemask_epi8(_mm256_cmpgt_epi16(_mm256_set1_epi16((short)thr), mn))) {
+      q8_store32(q, q8_cvt32_bf16(r0, r1, a0, a1, iv, f, 1), nt);
+      q8_store32(q + 32, q8_cvt32_bf16(r2, r3, a2, a3, iv, f, 1), nt);
+      return;
+    }
+  }
+  q8_store32(q, q8_cvt32_bf16(r0, r1, a0, a1, iv, f, 0), nt);
+  q8_store32(q + 32, q8_cvt32_bf16(r2, r3, a2, a3, iv, f, 0), nt);
+}
+
+/* A full BF16 tile of finite values with inverse scale inv; thr and nt: as for cvt64_bf16. */
+static inline __attribute__((always_inline)) void cvt_tile_bf16(const bf16_t *x, float inv, int thr, const q8_fmt *f,
+                                                                fp8_t *q, int nt) {
+  __m256 iv = _mm256_set1_ps(inv);
+  cvt64_bf16(x, iv, thr, f, q, nt);
+  cvt64_bf16(x + 64, iv, thr, f, q + 64, nt);
+}
+
+#define Q8_AHEAD_BF16 6144 /* BF16 elements prefetched ahead of a reduction that streams from memory */
+
+/* BF16 rows, two passes per row (every full tile's scale, then the conversions from L1); the
+ * conversions of row i prefetch row i + 1, so that memory keeps streaming while they compute.
+ * Inlined with a constant format so that its constants become immediates. */
+static inline __attribute__((always_inline)) void token_bf16_fmt(const bf16_t *x, int64_t m, int64_t k, kn_dtype fmt,
+                                                                 int pow2, fp8_t *q, float *scales) {
+  const q8_fmt *f = fmt == KN_FP8_E5M2 ? &q8_e5m2 : &q8_e4m3;
+  int64_t nt = quant_tiles(k), full = k / QUANT_TILE;
+  float inv_stack[64], *inv = full <= 64 ? inv_stack : util_xmalloc((size_t)full * sizeof *inv);
+  uint16_t thr_stack[64], *thr = full <= 64 ? thr_stack : util_xmalloc((size_t)full * sizeof *thr);
+  for (int64_t i = 0; i < m; i++) {
+    const bf16_t *row = x + i * k;
+    for (int64_t t = 0; t < full; t++) {
+      if (i == 0)
+        for (int j = 0; j < 4; j++) _mm_prefetch((const char *)(row + t * QUANT_TILE + Q8_AHEAD_BF16) + 64 * j, _MM_HINT_T0);
+      int32_t minb, amax_bits = amax_bits_bf16(row + t * QUANT_TILE, &minb);
+      inv[t] = tile_inv_bf16(amax_bits, minb, fmt, pow2, f, scales + i * nt + t, thr + t); /* 0: tile_general */
+    }
+    for (int64_t t = 0; t < nt; t++) {
+      int64_t off = i * k + t * QUANT_TILE;
+      if (i + 1 < m)
+        for (int j = 0; j < 4; j++) _mm_prefetch((const char *)(x + off + k) + 64 * j, _MM_HINT_T0);
+      if (t < full && inv[t] != 0.0f) cvt_tile_bf16(x + off, inv[t], thr[t], f, q + off, 0);
+      else tile_general(x, 1, off, 1, t < full ? QUANT_TILE : k - t * QUANT_TILE, k, fmt, pow2, f, q, scales + i * nt + t);
+    }
+  }
+  if (inv != inv_stack) free(inv), free(thr);
+}
+
+static void token_bf16(const bf16_t *x, int64_t m, int64_t k, kn_dtype fmt, int pow2, fp8_t *q,
+                       float *scales) {
+  if (fmt == KN_FP8_E5M2) token_bf16_fmt(x, m, k, KN_FP8_E5M2, pow2, q, scales);
+  else token_bf16_fmt(x, m, k, KN_FP8_E4M3, pow2, q, scales);
+}
+
+#define Q8_NT_BYTES (4 << 20) /* outputs from this size on are written with non-temporal stores */
+#define Q8_MAX_BLOCKS 64 /* blocks per block row kept on the stack (K <= 8192); more are malloc'd */
+
+/* BF16 blocks, software-pipelined over block rows: while row r of block row br is reduced
+ * (streaming from memory in address order, prefetched ahead), row r of block row br - 1 is
+ * converted (from L2/L3, where the reduction left it), so that the memory stream never waits for
+ * the arithmetic. A last partial block row, a partial block column and blocks holding Inf/NaN take
+ * tile_general. */
+static inline __attribute__((always_inline)) void block_bf16_fmt(const bf16_t *w, int64_t n, int64_t k, kn_dtype fmt,
+                                                                 int pow2, fp8_t *q, float *scales) {
+  const q8_fmt *f = fmt == KN_FP8_E5M2 ? &q8_e5m2 : &q8_e4m3;
+  int64_t nfr = n / QUANT_TILE, nbc = quant_tiles(k), fullc = k / QUANT_TILE, nb = fullc ? fullc : 1;
+  const __m256i mag = _mm256_set1_epi16(0x7fff);
+  __m256i mxmn_stack[2 * Q8_MAX_BLOCKS];
+  float inv_stack[2 * Q8_MAX_BLOCKS];
+  uint16_t thr_stack[2 * Q8_MAX_BLOCKS];
+  int heap = nb > Q8_MAX_BLOCKS;
+  __m256i *mx = heap ? util_xmalloc((size_t)nb * 2 * sizeof *mx) : mxmn_stack, *mn = mx + nb;
+  float *inv = heap ? util_xmalloc((size_t)nb * 2 * sizeof *inv) : inv_stack; /* [block row parity][block] */
+  uint16_t *thr = heap ? util_xmalloc((size_t)nb * 2 * sizeof *thr) : thr_stack;
+  /* A large output (weights quantized once, read later by the GEMMs) is streamed to memory */
+  int nt = ((uintptr_t)q & 63) == 0 && k % 64 == 0 && n * k >= Q8_NT_BYTES;
+  for (int64_t br = 0; br <= nfr; br++) {
+    int cur = (int)(br & 1), red = br < nfr;
+    const float *pinv = inv + (cur ^ 1) * nb;
+    const uint16_t *pthr = thr + (cur ^ 1) * nb;
+    for (int64_t b = 0; b < fullc; b++) mx[b] = _mm256_setzero_si256(), mn[b] = mag;
+    for (int64_t r = 0; r < QUANT_TILE; r++) {
+      const bf16_t *pr = w + (br * QUANT_TILE + r) * k;        /* reduced (block row br) */
+      int64_t cr = (br - 1) * QUANT_TILE + r;                   /* converted (block row br - 1) */
+      for (int64_t b = 0; b < fullc; b++) {
+        if (red) {
+          for (int j = 0; j < 4; j++) _mm_prefetch((const char *)(pr + b * QUANT_TILE + Q8_AHEAD_BF16) + 64 * j, _MM_HINT_T0);
+          __m256i hi = mx[b], lo = mn[b];
+          for (int j = 0; j < 8; j++) {
+            __m256i a = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(pr + b * QUANT_TILE + 16 * j)), mag);
+            hi = _mm256_max_epu16(hi, a), lo = _mm256_min_epu16(lo, a);
+          }
+          mx[b] = hi, mn[b] = lo;
+        }
+        if (br > 0 && pinv[b] != 0.0f) cvt_tile_bf16(w + cr * k + b * QUANT_TILE, pinv[b], pthr[b], f, q + cr * k + b * QUANT_TILE, nt);
+      }
+    }
+    if (!red) break;
+    for (int64_t b = 0; b < nbc; b++) {
+      float *st = scales + br * nbc + b;
+      if (b < fullc) {
+        /* 0: converted here by tile_general */
+        inv[cur * nb + b] = tile_inv_bf16(hmax_u16(mx[b]), hmin_u16(mn[b]), fmt, pow2, f, st, thr + cur * nb + b);
+        if (inv[cur * nb + b] != 0.0f) continue;
+      }
+      tile_general(w, 1, br * QUANT_TILE * k + b * QUANT_TILE, QUANT_TILE, b < fullc ? QUANT_TILE : k - b * QUANT_TILE,
+                   k, fmt, pow2, f, q, st);
+    }
+  }
+  for (int64_t b = 0; n % QUANT_TILE && b < nbc; b++)
+    tile_general(w, 1, nfr * QUANT_TILE * k + b * QUANT_TILE, n % QUANT_TILE, b < fullc ? QUANT_TILE : k - b * QUANT_TILE,
+                 k, fmt, pow2, f, q, scales + nfr * nbc + b);
+  if (nt) _mm_sfence();
+  if (heap) free(mx), free(inv), free(thr);
+}
+
 static void block_bf16(const bf16_t *w, int64_t n, int64_t k, kn_dtype fmt, int pow2, fp8_t *q,
                        float *scales) {
-  block_rows(w, 1, n, k, fmt, pow2, q, scales);
+  if (fmt == KN_FP8_E5M2) block_bf16_fmt(w, n, k, KN_FP8_E5M2, pow2, q, scales);
+  else block_bf16_fmt(w, n, k, KN_FP8_E4M3, pow2, q, scales);
 }
 
 /* Exact decode of 8 codes (see quant_avx512.c's q8_decode). */
