@@ -22,10 +22,14 @@ typedef struct q8_fmt {
   int inf_code;        /* code for +-Inf inputs */
   int nan_code;        /* code of NaN */
   int rnd;             /* (1 << (drop - 1)) - 1 - (rebias << drop): rounding and re-bias at once */
+  float unbias;        /* 2^-(127 - fp8 bias): y * unbias has the FP8 exponent field */
+  float big;           /* 2^drop: C * big added to a value of binade C rounds it to the FP8 mantissa */
 } q8_fmt;
 
-static const q8_fmt q8_e4m3 = {20, 120 << 3, 0x3c800000, 16384.0f, 0x7e, 0x7e, 0x7f, (1 << 19) - 1 - (120 << 3 << 20)};
-static const q8_fmt q8_e5m2 = {21, 112 << 2, 0x38800000, 128.0f, 0x7b, 0x7c, 0x7e, (1 << 20) - 1 - (112 << 2 << 21)};
+static const q8_fmt q8_e4m3 = {20, 120 << 3, 0x3c800000, 16384.0f, 0x7e, 0x7e, 0x7f, (1 << 19) - 1 - (120 << 3 << 20),
+                               0x1p-120f, 0x1p20f};
+static const q8_fmt q8_e5m2 = {21, 112 << 2, 0x38800000, 128.0f, 0x7b, 0x7c, 0x7e, (1 << 20) - 1 - (112 << 2 << 21),
+                               0x1p-112f, 0x1p21f};
 
 static inline __m256i q8_cvt(__m256 y, const q8_fmt *f) {
   __m256i u = _mm256_castps_si256(y);
@@ -268,15 +272,29 @@ static inline int32_t hmin_u16(__m256i v) {
   return (_mm_cvtsi128_si32(_mm_minpos_epu16(m)) & 0xffff) << 16;
 }
 
+/* Largest and smallest magnitude words, lane by lane, of the 128 BF16 elements at p (a tree over
+ * the eight loads, written out: a rolled loop would serialise them). */
+static inline __attribute__((always_inline)) void mxmn128_bf16(const bf16_t *p, __m256i *mx, __m256i *mn) {
+  const __m256i mag = _mm256_set1_epi16(0x7fff);
+  __m256i a0 = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)p), mag);
+  __m256i a1 = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(p + 16)), mag);
+  __m256i a2 = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(p + 32)), mag);
+  __m256i a3 = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(p + 48)), mag);
+  __m256i a4 = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(p + 64)), mag);
+  __m256i a5 = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(p + 80)), mag);
+  __m256i a6 = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(p + 96)), mag);
+  __m256i a7 = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(p + 112)), mag);
+  *mx = _mm256_max_epu16(_mm256_max_epu16(_mm256_max_epu16(a0, a1), _mm256_max_epu16(a2, a3)),
+                         _mm256_max_epu16(_mm256_max_epu16(a4, a5), _mm256_max_epu16(a6, a7)));
+  *mn = _mm256_min_epu16(_mm256_min_epu16(_mm256_min_epu16(a0, a1), _mm256_min_epu16(a2, a3)),
+                         _mm256_min_epu16(_mm256_min_epu16(a4, a5), _mm256_min_epu16(a6, a7)));
+}
+
 /* Magnitude bits (as float32 bits) of the largest and the smallest |x| of a full BF16 tile, reduced
  * in 16-bit lanes; Inf/NaN sort above every finite value. */
 static inline int32_t amax_bits_bf16(const bf16_t *p, int32_t *minb) {
-  const __m256i mag = _mm256_set1_epi16(0x7fff);
-  __m256i mx = _mm256_setzero_si256(), mn = mag;
-  for (int j = 0; j < 8; j++) {
-    __m256i a = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(p + 16 * j)), mag);
-    mx = _mm256_max_epu16(mx, a), mn = _mm256_min_epu16(mn, a);
-  }
+  __m256i mx, mn;
+  mxmn128_bf16(p, &mx, &mn);
   *minb = hmin_u16(mn);
   return hmax_u16(mx);
 }
@@ -302,8 +320,45 @@ static inline float tile_inv_bf16(int32_t amax_bits, int32_t minb, kn_dtype fmt,
   if (amax_bits >= 0x7f800000) return 0.0f;
   *st = quant_scale_of(kn_bits_f32((uint32_t)amax_bits), fmt, pow2);
   float inv = 1.0f / *st;
-  *thr = kn_bits_f32((uint32_t)minb) * inv >= kn_bits_f32((uint32_t)f->min_normal) ? 0 : bf16_sub_thr(inv, f);
+  float mn = kn_bits_f32((uint32_t)f->min_normal);
+  *thr = kn_bits_f32((uint32_t)minb) * inv >= mn ? 0 : bf16_sub_thr(inv, f);
+  /* inv * unbias is normal (exact) iff inv >= mn; below (scales over 64 resp. 16384, amax over
+   * 28672 resp. 9.4e8) every group takes the subnormal variant, which scales by inv itself */
+  if (inv < mn) *thr = 0x7fff;
   return inv;
+}
+
+/* tile_inv_bf16 for the n tiles (or blocks) of a row, 8 at a time: the scale formula's IEEE
+ * operations (quant_scale_of's) on 8 lanes give the same bits without two scalar divisions per
+ * tile. Scales go to st[0..n) (those of tiles holding Inf/NaN are left for the general path). */
+static void tile_invs_bf16(const int32_t *amax_bits, const int32_t *minb, int64_t n, kn_dtype fmt, int pow2,
+                           const q8_fmt *f, float *st, float *inv, uint16_t *thr) {
+  const __m256 mn = _mm256_castsi256_ps(_mm256_set1_epi32(f->min_normal));
+  int64_t t = 0;
+  for (; t + 8 <= n; t += 8) {
+    __m256i ab = _mm256_loadu_si256((const __m256i *)(amax_bits + t));
+    __m256 a = _mm256_max_ps(_mm256_castsi256_ps(ab), _mm256_set1_ps(QUANT_AMAX_FLOOR));
+    __m256 sc = _mm256_div_ps(a, _mm256_set1_ps(fp8_max(fmt)));
+    if (pow2) { /* round up to a power of two, as quant_scale_of */
+      __m256i u = _mm256_castps_si256(sc);
+      __m256i up = _mm256_add_epi32(_mm256_and_si256(u, _mm256_set1_epi32((int)0xff800000u)), _mm256_set1_epi32(0x800000));
+      __m256i exact = _mm256_cmpeq_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7fffff)), _mm256_setzero_si256());
+      sc = _mm256_castsi256_ps(_mm256_blendv_epi8(up, u, exact));
+    }
+    __m256 iv = _mm256_div_ps(_mm256_set1_ps(1.0f), sc);
+    __m256i fin = _mm256_cmpgt_epi32(_mm256_set1_epi32(0x7f800000), ab);
+    _mm256_storeu_ps(st + t, sc); /* a non-finite tile's is rewritten by the general path */
+    _mm256_storeu_ps(inv + t, _mm256_and_ps(iv, _mm256_castsi256_ps(fin)));
+    __m256 low = _mm256_mul_ps(_mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)(minb + t))), iv);
+    int need = _mm256_movemask_ps(_mm256_cmp_ps(low, mn, _CMP_LT_OQ)) & _mm256_movemask_ps(_mm256_castsi256_ps(fin));
+    int big = _mm256_movemask_ps(_mm256_cmp_ps(iv, mn, _CMP_LT_OQ)); /* as tile_inv_bf16: inv * unbias not normal */
+    _mm_storeu_si128((__m128i *)(thr + t), _mm_setzero_si128());
+    for (int bits = need | big; bits; bits &= bits - 1) {
+      int j = __builtin_ctz((unsigned)bits);
+      thr[t + j] = (big >> j) & 1 ? 0x7fff : bf16_sub_thr(inv[t + j], f);
+    }
+  }
+  for (; t < n; t++) inv[t] = tile_inv_bf16(amax_bits[t], minb[t], fmt, pow2, f, st + t, thr + t);
 }
 
 /* |x| / scale (finite, at most fp8_max) -> rounded, re-biased bits whose bits drop.. hold the code
@@ -322,18 +377,37 @@ static inline __attribute__((always_inline)) __m256i q8_rne_bits(__m256 y, const
   return r;
 }
 
-/* 16 finite BF16 magnitudes a times iv -> their 16 codes in words, in element order. */
-static inline __attribute__((always_inline)) __m256i q8_words16_bf16(__m256i a, __m256 iv, const q8_fmt *f, int sub) {
-  __m256 ev = _mm256_castsi256_ps(_mm256_slli_epi32(a, 16));
-  __m256 od = _mm256_castsi256_ps(_mm256_and_si256(a, _mm256_set1_epi32((int)0xffff0000u)));
-  __m256i re = q8_rne_bits(_mm256_mul_ps(ev, iv), f, sub), ro = q8_rne_bits(_mm256_mul_ps(od, iv), f, sub);
-  return _mm256_blend_epi16(_mm256_srli_epi32(re, f->drop), _mm256_srli_epi32(ro, f->drop - 16), 0xaa);
+/* The common case, y = |x| / scale * f->unbias with |x| / scale a normal FP8 value (at least the
+ * smallest normal: y is then a normal float, and exactly the product with the unscaled inverse times
+ * a power of two): y carries the FP8 exponent field. With C the power of two of y's binade,
+ * fl(y + C * big) is y rounded to nearest even at the FP8 mantissa's last bit (the ulp of C * big),
+ * and subtracting C * big back is exact, so the result's bits are the code << drop and nothing else
+ * (FP8's largest value is never passed: see the AVX-512 file). */
+static inline __attribute__((always_inline)) __m256i q8_fma_bits(__m256 y, const q8_fmt *f) {
+  __m256 c = _mm256_and_ps(y, _mm256_castsi256_ps(_mm256_set1_epi32(0x7f800000)));
+  __m256 big = _mm256_set1_ps(f->big);
+  return _mm256_castps_si256(_mm256_fnmadd_ps(c, big, _mm256_fmadd_ps(c, big, y)));
 }
 
-/* 32 finite BF16 elements (raw words r0, r1 and their magnitudes a0, a1) times iv -> 32 codes. */
+/* 16 finite BF16 magnitudes a -> their 16 codes in words, in element order. Fast (sub = 0): every
+ * lane scaled by ivb = inverse scale * f->unbias is normal; otherwise (sub = 1) the lanes are
+ * scaled by iv, the inverse scale, and any may be subnormal. */
+static inline __attribute__((always_inline)) __m256i q8_words16_bf16(__m256i a, __m256 iv, __m256 ivb, const q8_fmt *f,
+                                                                     int sub) {
+  __m256 ev = _mm256_castsi256_ps(_mm256_slli_epi32(a, 16));
+  __m256 od = _mm256_castsi256_ps(_mm256_and_si256(a, _mm256_set1_epi32((int)0xffff0000u)));
+  if (sub) {
+    __m256i re = q8_rne_bits(_mm256_mul_ps(ev, iv), f, 1), ro = q8_rne_bits(_mm256_mul_ps(od, iv), f, 1);
+    return _mm256_blend_epi16(_mm256_srli_epi32(re, f->drop), _mm256_srli_epi32(ro, f->drop - 16), 0xaa);
+  }
+  __m256i re = q8_fma_bits(_mm256_mul_ps(ev, ivb), f), ro = q8_fma_bits(_mm256_mul_ps(od, ivb), f);
+  return _mm256_or_si256(_mm256_srli_epi32(re, f->drop), _mm256_srli_epi32(ro, f->drop - 16));
+}
+
+/* 32 finite BF16 elements (raw words r0, r1 and their magnitudes a0, a1) -> 32 codes. */
 static inline __attribute__((always_inline)) __m256i q8_cvt32_bf16(__m256i r0, __m256i r1, __m256i a0, __m256i a1,
-                                                                   __m256 iv, const q8_fmt *f, int sub) {
-  __m256i c = _mm256_packus_epi16(q8_words16_bf16(a0, iv, f, sub), q8_words16_bf16(a1, iv, f, sub));
+                                                                   __m256 iv, __m256 ivb, const q8_fmt *f, int sub) {
+  __m256i c = _mm256_packus_epi16(q8_words16_bf16(a0, iv, ivb, f, sub), q8_words16_bf16(a1, iv, ivb, f, sub));
   __m256i sg = _mm256_and_si256(_mm256_packs_epi16(r0, r1), _mm256_set1_epi8((char)0x80));
   return _mm256_permute4x64_epi64(_mm256_or_si256(c, sg), 0xd8);
 }
@@ -347,8 +421,8 @@ static inline __attribute__((always_inline)) void q8_store32(fp8_t *q, __m256i v
 
 /* 64 finite BF16 elements times iv -> 64 codes at q. thr != 0: magnitude words below thr need the
  * subnormal branch, and the group takes it when one of its lanes does. */
-static inline __attribute__((always_inline)) void cvt64_bf16(const bf16_t *x, __m256 iv, int thr, const q8_fmt *f,
-                                                             fp8_t *q, int nt) {
+static inline __attribute__((always_inline)) void cvt64_bf16(const bf16_t *x, __m256 iv, __m256 ivb, int thr,
+                                                             const q8_fmt *f, fp8_t *q, int nt) {
   const __m256i mag = _mm256_set1_epi16(0x7fff);
   __m256i r0 = _mm256_loadu_si256((const __m256i *)x), r1 = _mm256_loadu_si256((const __m256i *)(x + 16));
   __m256i r2 = _mm256_loadu_si256((const __m256i *)(x + 32)), r3 = _mm256_loadu_si256((const __m256i *)(x + 48));
@@ -358,21 +432,21 @@ static inline __attribute__((always_inline)) void cvt64_bf16(const bf16_t *x, __
     /* magnitudes and thr are below 0x8000: the signed word compare is exact */
     __m256i mn = _mm256_min_epu16(_mm256_min_epu16(a0, a1), _mm256_min_epu16(a2, a3));
     if (_mm256_movemask_epi8(_mm256_cmpgt_epi16(_mm256_set1_epi16((short)thr), mn))) {
-      q8_store32(q, q8_cvt32_bf16(r0, r1, a0, a1, iv, f, 1), nt);
-      q8_store32(q + 32, q8_cvt32_bf16(r2, r3, a2, a3, iv, f, 1), nt);
+      q8_store32(q, q8_cvt32_bf16(r0, r1, a0, a1, iv, ivb, f, 1), nt);
+      q8_store32(q + 32, q8_cvt32_bf16(r2, r3, a2, a3, iv, ivb, f, 1), nt);
       return;
     }
   }
-  q8_store32(q, q8_cvt32_bf16(r0, r1, a0, a1, iv, f, 0), nt);
-  q8_store32(q + 32, q8_cvt32_bf16(r2, r3, a2, a3, iv, f, 0), nt);
+  q8_store32(q, q8_cvt32_bf16(r0, r1, a0, a1, iv, ivb, f, 0), nt);
+  q8_store32(q + 32, q8_cvt32_bf16(r2, r3, a2, a3, iv, ivb, f, 0), nt);
 }
 
 /* A full BF16 tile of finite values with inverse scale inv; thr and nt: as for cvt64_bf16. */
 static inline __attribute__((always_inline)) void cvt_tile_bf16(const bf16_t *x, float inv, int thr, const q8_fmt *f,
                                                                 fp8_t *q, int nt) {
-  __m256 iv = _mm256_set1_ps(inv);
-  cvt64_bf16(x, iv, thr, f, q, nt);
-  cvt64_bf16(x + 64, iv, thr, f, q + 64, nt);
+  __m256 iv = _mm256_set1_ps(inv), ivb = _mm256_set1_ps(inv * f->unbias);
+  cvt64_bf16(x, iv, ivb, thr, f, q, nt);
+  cvt64_bf16(x + 64, iv, ivb, thr, f, q + 64, nt);
 }
 
 #define Q8_AHEAD_BF16 6144 /* BF16 elements prefetched ahead of a reduction that streams from memory */
@@ -386,14 +460,15 @@ static inline __attribute__((always_inline)) void token_bf16_fmt(const bf16_t *x
   int64_t nt = quant_tiles(k), full = k / QUANT_TILE;
   float inv_stack[64], *inv = full <= 64 ? inv_stack : util_xmalloc((size_t)full * sizeof *inv);
   uint16_t thr_stack[64], *thr = full <= 64 ? thr_stack : util_xmalloc((size_t)full * sizeof *thr);
+  int32_t bits_stack[128], *ab = full <= 64 ? bits_stack : util_xmalloc((size_t)full * 2 * sizeof *ab), *mb = ab + full;
   for (int64_t i = 0; i < m; i++) {
     const bf16_t *row = x + i * k;
     for (int64_t t = 0; t < full; t++) {
       if (i == 0)
         for (int j = 0; j < 4; j++) _mm_prefetch((const char *)(row + t * QUANT_TILE + Q8_AHEAD_BF16) + 64 * j, _MM_HINT_T0);
-      int32_t minb, amax_bits = amax_bits_bf16(row + t * QUANT_TILE, &minb);
-      inv[t] = tile_inv_bf16(amax_bits, minb, fmt, pow2, f, scales + i * nt + t, thr + t); /* 0: tile_general */
+      ab[t] = amax_bits_bf16(row + t * QUANT_TILE, mb + t);
     }
+    tile_invs_bf16(ab, mb, full, fmt, pow2, f, scales + i * nt, inv, thr); /* inv 0: tile_general */
     for (int64_t t = 0; t < nt; t++) {
       int64_t off = i * k + t * QUANT_TILE;
       if (i + 1 < m)
@@ -402,7 +477,7 @@ static inline __attribute__((always_inline)) void token_bf16_fmt(const bf16_t *x
       else tile_general(x, 1, off, 1, t < full ? QUANT_TILE : k - t * QUANT_TILE, k, fmt, pow2, f, q, scales + i * nt + t);
     }
   }
-  if (inv != inv_stack) free(inv), free(thr);
+  if (inv != inv_stack) free(inv), free(thr), free(ab);
 }
 
 static void token_bf16(const bf16_t *x, int64_t m, int64_t k, kn_dtype fmt, int pow2, fp8_t *q,
@@ -444,12 +519,9 @@ static inline __attribute__((always_inline)) void block_bf16_fmt(const bf16_t *w
       for (int64_t b = 0; b < fullc; b++) {
         if (red) {
           for (int j = 0; j < 4; j++) _mm_prefetch((const char *)(pr + b * QUANT_TILE + Q8_AHEAD_BF16) + 64 * j, _MM_HINT_T0);
-          __m256i hi = mx[b], lo = mn[b];
-          for (int j = 0; j < 8; j++) {
-            __m256i a = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(pr + b * QUANT_TILE + 16 * j)), mag);
-            hi = _mm256_max_epu16(hi, a), lo = _mm256_min_epu16(lo, a);
-          }
-          mx[b] = hi, mn[b] = lo;
+          __m256i hi, lo;
+          mxmn128_bf16(pr + b * QUANT_TILE, &hi, &lo);
+          mx[b] = _mm256_max_epu16(mx[b], hi), mn[b] = _mm256_min_epu16(mn[b], lo);
         }
         if (br > 0 && pinv[b] != 0.0f) cvt_tile_bf16(w + cr * k + b * QUANT_TILE, pinv[b], pthr[b], f, q + cr * k + b * QUANT_TILE, nt);
       }
