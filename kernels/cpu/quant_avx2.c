@@ -249,91 +249,58 @@ static void block_f32(const float *w, int64_t n, int64_t k, kn_dtype fmt, int po
 }
 
 /* ---- BF16 fast paths. A full tile (or block) of finite values is converted 32 elements at a time
- * with no widening shuffles: the magnitude words of one 256-bit load give 8 floats of its even
- * elements (a 32-bit shift) and 8 of its odd ones (a mask); each is scaled and rounded in 32-bit
- * lanes (rounding and re-bias folded into q8_fmt.rnd; nothing to clamp, as in the AVX-512 file),
- * and the codes come out of the rounded bits already in element order — the even elements' shifted
- * down into the low words, the odd elements' into the high words, one word blend — so that one
- * byte pack and one qword permutation store 32 codes. The signs come straight from the input
- * words: a signed saturating pack turns a negative word into a byte with its top bit set. Lanes
- * below the smallest normal after scaling (zeros included) need the subnormal branch; it is
- * decided per group of 64 from a BF16 magnitude threshold derived from the scale, so that the one
- * or two such lanes of a 128x128 block of real weights do not send the whole block down it. */
+ * with no widening shuffles: one 256-bit load of 16 raw words gives 8 floats of its even elements
+ * (a 32-bit shift) and 8 of its odd ones (a mask). Each is scaled by the inverse scale times
+ * 2^-(127 - fp8 bias), so that its float exponent field is the FP8 one, and rounded to the FP8
+ * mantissa by the FPU (q8_fma_bits); the rounded bits, sign << 31 | code << drop, come down into
+ * the low words (even elements) and the high words (odd elements) in element order, one multiply-
+ * add of byte pairs puts each sign beside its code, and one byte pack and one qword permutation
+ * store 32 codes. No clamping: see the AVX-512 file.
+ *
+ * Lanes whose |x| / scale is below the smallest FP8 normal (zeros included) need the subnormal
+ * branch. They are found after the fact: such a lane's scaled value is a float denormal, which the
+ * fast path turns into a subnormal code (exponent field 0), while every normal code it produces is
+ * right (a value rounded up to the smallest normal included). A group of 64 holding one is redone by the general
+ * rounding (q8_rne_bits), so that the one or two such lanes of a 128x128 block of real weights
+ * cost only their group. Costs on this path, in 256-bit ops per 64 elements: 8 multiplies, 16
+ * FMAs, 4 multiply-adds (FMA pipes), 12 shifts, 6 shuffles, 17 logic ops; 5 more for the check. */
 
-/* Largest / smallest of 16 unsigned words, as float32 bits (the word in the top half). */
+/* Largest of 16 unsigned words, as float32 bits (the word in the top half). */
 static inline int32_t hmax_u16(__m256i v) {
   __m128i m = _mm_max_epu16(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
   /* phminposuw finds the minimum of 8 words; the maximum is 0xffff - min(0xffff - x) */
   return (0xffff - (_mm_cvtsi128_si32(_mm_minpos_epu16(_mm_xor_si128(m, _mm_set1_epi16(-1)))) & 0xffff)) << 16;
 }
 
-static inline int32_t hmin_u16(__m256i v) {
-  __m128i m = _mm_min_epu16(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  return (_mm_cvtsi128_si32(_mm_minpos_epu16(m)) & 0xffff) << 16;
-}
-
-/* Largest and smallest magnitude words, lane by lane, of the 128 BF16 elements at p (a tree over
- * the eight loads, written out: a rolled loop would serialise them). */
-static inline __attribute__((always_inline)) void mxmn128_bf16(const bf16_t *p, __m256i *mx, __m256i *mn) {
+/* Largest magnitude word, lane by lane, of the 128 BF16 elements at p: a tree over the eight loads,
+ * written out (a rolled loop would serialise them). Inf/NaN sort above every finite value. */
+static inline __attribute__((always_inline)) __m256i max128_bf16(const bf16_t *p) {
   const __m256i mag = _mm256_set1_epi16(0x7fff);
-  __m256i a0 = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)p), mag);
-  __m256i a1 = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(p + 16)), mag);
-  __m256i a2 = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(p + 32)), mag);
-  __m256i a3 = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(p + 48)), mag);
-  __m256i a4 = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(p + 64)), mag);
-  __m256i a5 = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(p + 80)), mag);
-  __m256i a6 = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(p + 96)), mag);
-  __m256i a7 = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(p + 112)), mag);
-  *mx = _mm256_max_epu16(_mm256_max_epu16(_mm256_max_epu16(a0, a1), _mm256_max_epu16(a2, a3)),
-                         _mm256_max_epu16(_mm256_max_epu16(a4, a5), _mm256_max_epu16(a6, a7)));
-  *mn = _mm256_min_epu16(_mm256_min_epu16(_mm256_min_epu16(a0, a1), _mm256_min_epu16(a2, a3)),
-                         _mm256_min_epu16(_mm256_min_epu16(a4, a5), _mm256_min_epu16(a6, a7)));
+#define Q8_LD(j) _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(p + 16 * (j))), mag)
+  return _mm256_max_epu16(_mm256_max_epu16(_mm256_max_epu16(Q8_LD(0), Q8_LD(1)), _mm256_max_epu16(Q8_LD(2), Q8_LD(3))),
+                          _mm256_max_epu16(_mm256_max_epu16(Q8_LD(4), Q8_LD(5)), _mm256_max_epu16(Q8_LD(6), Q8_LD(7))));
+#undef Q8_LD
 }
 
-/* Magnitude bits (as float32 bits) of the largest and the smallest |x| of a full BF16 tile, reduced
- * in 16-bit lanes; Inf/NaN sort above every finite value. */
-static inline int32_t amax_bits_bf16(const bf16_t *p, int32_t *minb) {
-  __m256i mx, mn;
-  mxmn128_bf16(p, &mx, &mn);
-  *minb = hmin_u16(mn);
-  return hmax_u16(mx);
-}
-
-/* The smallest BF16 magnitude word a with fl(a * inv) >= the smallest FP8 normal: lanes below it
- * (and only those) need the subnormal branch. The product is monotonic in a, so the words that
- * need it are exactly [0, thr). */
-static uint16_t bf16_sub_thr(float inv, const q8_fmt *f) {
-  float mn = kn_bits_f32((uint32_t)f->min_normal);
-  uint32_t g = kn_f32_bits(mn / inv) >> 16;
-  if (g > 0x7f80) g = 0x7f80;
-  while (g > 0 && kn_bits_f32((g - 1) << 16) * inv >= mn) g--;
-  while (g < 0x7f80 && kn_bits_f32(g << 16) * inv < mn) g++;
-  return (uint16_t)g;
-}
-
-/* The scale of a BF16 tile or block from its largest and smallest magnitude bits: stores it at *st
- * and returns its inverse, with *thr = bf16_sub_thr when the smallest magnitude needs the
- * subnormal branch (0 when no lane can: rounding is monotonic); returns 0 (and stores nothing) when
- * the tile holds Inf/NaN, which the general path then converts. */
-static inline float tile_inv_bf16(int32_t amax_bits, int32_t minb, kn_dtype fmt, int pow2, const q8_fmt *f,
-                                  float *st, uint16_t *thr) {
+/* The scale of a BF16 tile or block from its largest magnitude bits: stores it at *st and returns
+ * its inverse, or 0 (storing nothing) when the tile holds Inf/NaN, which the general path then
+ * converts. *slow = 1 when the inverse times f->unbias is not a normal float (scales above 64 for
+ * E4M3, 16384 for E5M2: the fast path's products would not be exact), so that every group takes
+ * the general rounding. */
+static inline float tile_inv_bf16(int32_t amax_bits, kn_dtype fmt, int pow2, const q8_fmt *f, float *st, uint8_t *slow) {
   if (amax_bits >= 0x7f800000) return 0.0f;
   *st = quant_scale_of(kn_bits_f32((uint32_t)amax_bits), fmt, pow2);
   float inv = 1.0f / *st;
-  float mn = kn_bits_f32((uint32_t)f->min_normal);
-  *thr = kn_bits_f32((uint32_t)minb) * inv >= mn ? 0 : bf16_sub_thr(inv, f);
-  /* inv * unbias is normal (exact) iff inv >= mn; below (scales over 64 resp. 16384, amax over
-   * 28672 resp. 9.4e8) every group takes the subnormal variant, which scales by inv itself */
-  if (inv < mn) *thr = 0x7fff;
+  *slow = inv < kn_bits_f32((uint32_t)f->min_normal);
   return inv;
 }
 
 /* tile_inv_bf16 for the n tiles (or blocks) of a row, 8 at a time: the scale formula's IEEE
  * operations (quant_scale_of's) on 8 lanes give the same bits without two scalar divisions per
- * tile. Scales go to st[0..n) (those of tiles holding Inf/NaN are left for the general path). */
-static void tile_invs_bf16(const int32_t *amax_bits, const int32_t *minb, int64_t n, kn_dtype fmt, int pow2,
-                           const q8_fmt *f, float *st, float *inv, uint16_t *thr) {
-  const __m256 mn = _mm256_castsi256_ps(_mm256_set1_epi32(f->min_normal));
+ * tile, which would otherwise bound the whole reduction pass. Scales go to st[0..n) (those of tiles
+ * holding Inf/NaN are rewritten by the general path). */
+static void tile_invs_bf16(const int32_t *amax_bits, int64_t n, kn_dtype fmt, int pow2, const q8_fmt *f, float *st,
+                           float *inv, uint8_t *slow) {
   int64_t t = 0;
   for (; t + 8 <= n; t += 8) {
     __m256i ab = _mm256_loadu_si256((const __m256i *)(amax_bits + t));
@@ -347,67 +314,71 @@ static void tile_invs_bf16(const int32_t *amax_bits, const int32_t *minb, int64_
     }
     __m256 iv = _mm256_div_ps(_mm256_set1_ps(1.0f), sc);
     __m256i fin = _mm256_cmpgt_epi32(_mm256_set1_epi32(0x7f800000), ab);
-    _mm256_storeu_ps(st + t, sc); /* a non-finite tile's is rewritten by the general path */
+    _mm256_storeu_ps(st + t, sc);
     _mm256_storeu_ps(inv + t, _mm256_and_ps(iv, _mm256_castsi256_ps(fin)));
-    __m256 low = _mm256_mul_ps(_mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)(minb + t))), iv);
-    int need = _mm256_movemask_ps(_mm256_cmp_ps(low, mn, _CMP_LT_OQ)) & _mm256_movemask_ps(_mm256_castsi256_ps(fin));
-    int big = _mm256_movemask_ps(_mm256_cmp_ps(iv, mn, _CMP_LT_OQ)); /* as tile_inv_bf16: inv * unbias not normal */
-    _mm_storeu_si128((__m128i *)(thr + t), _mm_setzero_si128());
-    for (int bits = need | big; bits; bits &= bits - 1) {
-      int j = __builtin_ctz((unsigned)bits);
-      thr[t + j] = (big >> j) & 1 ? 0x7fff : bf16_sub_thr(inv[t + j], f);
-    }
+    int sl = _mm256_movemask_ps(_mm256_cmp_ps(iv, _mm256_castsi256_ps(_mm256_set1_epi32(f->min_normal)), _CMP_LT_OQ));
+    for (int j = 0; j < 8; j++) slow[t + j] = (uint8_t)((sl >> j) & 1);
   }
-  for (; t < n; t++) inv[t] = tile_inv_bf16(amax_bits[t], minb[t], fmt, pow2, f, st + t, thr + t);
+  for (; t < n; t++) inv[t] = tile_inv_bf16(amax_bits[t], fmt, pow2, f, st + t, slow + t);
 }
 
-/* |x| / scale (finite, at most fp8_max) -> rounded, re-biased bits whose bits drop.. hold the code
- * (nothing above it). sub: lanes below the smallest normal get their subnormal code there instead,
- * rounded by one float addition of f->magic. */
-static inline __attribute__((always_inline)) __m256i q8_rne_bits(__m256 y, const q8_fmt *f, int sub) {
+/* The general rounding: y = |x| / scale (finite, at most fp8_max) -> bits whose bits drop.. hold the
+ * code and nothing above it: normal values rounded to nearest even in the integers (rounding and
+ * re-bias in q8_fmt.rnd), values below the smallest normal by one float addition of f->magic. */
+static inline __attribute__((always_inline)) __m256i q8_rne_bits(__m256 y, const q8_fmt *f) {
   __m256i yi = _mm256_castps_si256(y);
   __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(yi, f->drop), _mm256_set1_epi32(1));
   __m256i r = _mm256_add_epi32(_mm256_add_epi32(yi, _mm256_set1_epi32(f->rnd)), lsb);
-  if (sub) {
-    __m256 magic = _mm256_set1_ps(f->magic);
-    __m256i cs = _mm256_sub_epi32(_mm256_castps_si256(_mm256_add_ps(y, magic)), _mm256_castps_si256(magic));
-    __m256i below = _mm256_cmpgt_epi32(_mm256_set1_epi32(f->min_normal), yi);
-    r = _mm256_blendv_epi8(r, _mm256_slli_epi32(cs, f->drop), below);
-  }
-  return r;
+  __m256 magic = _mm256_set1_ps(f->magic);
+  __m256i cs = _mm256_sub_epi32(_mm256_castps_si256(_mm256_add_ps(y, magic)), _mm256_castps_si256(magic));
+  __m256i below = _mm256_cmpgt_epi32(_mm256_set1_epi32(f->min_normal), yi);
+  return _mm256_blendv_epi8(r, _mm256_slli_epi32(cs, f->drop), below);
 }
 
-/* The common case, y = |x| / scale * f->unbias with |x| / scale a normal FP8 value (at least the
- * smallest normal: y is then a normal float, and exactly the product with the unscaled inverse times
- * a power of two): y carries the FP8 exponent field. With C the power of two of y's binade,
- * fl(y + C * big) is y rounded to nearest even at the FP8 mantissa's last bit (the ulp of C * big),
- * and subtracting C * big back is exact, so the result's bits are the code << drop and nothing else
- * (FP8's largest value is never passed: see the AVX-512 file). */
+/* The fast rounding: y = x / scale * f->unbias, a normal float (|x| / scale at least the smallest
+ * FP8 normal; then y is exactly the product with the unscaled inverse times a power of two) whose
+ * exponent field is the FP8 one. With C = +-2^e, y's sign and binade, fl(y + C * big) is y rounded
+ * to nearest even at the FP8 mantissa's last bit (the ulp of C * big; symmetric in the sign), and
+ * subtracting C * big back is exact: the bits are sign << 31 | code << drop and nothing else. A
+ * denormal y (|x| / scale below the smallest normal) has C = +-0 and comes out as itself: a
+ * subnormal code (truncated, not rounded: redone by the caller). */
 static inline __attribute__((always_inline)) __m256i q8_fma_bits(__m256 y, const q8_fmt *f) {
-  __m256 c = _mm256_and_ps(y, _mm256_castsi256_ps(_mm256_set1_epi32(0x7f800000)));
+  __m256 c = _mm256_and_ps(y, _mm256_castsi256_ps(_mm256_set1_epi32((int)0xff800000u)));
   __m256 big = _mm256_set1_ps(f->big);
   return _mm256_castps_si256(_mm256_fnmadd_ps(c, big, _mm256_fmadd_ps(c, big, y)));
 }
 
-/* 16 finite BF16 magnitudes a -> their 16 codes in words, in element order. Fast (sub = 0): every
- * lane scaled by ivb = inverse scale * f->unbias is normal; otherwise (sub = 1) the lanes are
- * scaled by iv, the inverse scale, and any may be subnormal. */
-static inline __attribute__((always_inline)) __m256i q8_words16_bf16(__m256i a, __m256 iv, __m256 ivb, const q8_fmt *f,
-                                                                     int sub) {
-  __m256 ev = _mm256_castsi256_ps(_mm256_slli_epi32(a, 16));
-  __m256 od = _mm256_castsi256_ps(_mm256_and_si256(a, _mm256_set1_epi32((int)0xffff0000u)));
-  if (sub) {
-    __m256i re = q8_rne_bits(_mm256_mul_ps(ev, iv), f, 1), ro = q8_rne_bits(_mm256_mul_ps(od, iv), f, 1);
+/* 16 finite BF16 elements -> 16 codes in words, in element order. Fast (slow = 0): x = the raw
+ * words, scaled by ivb = inverse scale * f->unbias; each word comes out as sign << (31 - drop) |
+ * code, and the multiply-add of byte pairs (low byte times 1 plus high byte times 2^(drop - 16))
+ * moves the sign next to the code. General (slow = 1): x = the magnitude words, scaled by iv, the
+ * inverse scale; the codes come unsigned. */
+static inline __attribute__((always_inline)) __m256i q8_words16_bf16(__m256i x, __m256 iv, __m256 ivb, const q8_fmt *f,
+                                                                     int slow) {
+  __m256 ev = _mm256_castsi256_ps(_mm256_slli_epi32(x, 16));
+  __m256 od = _mm256_castsi256_ps(_mm256_blend_epi16(x, _mm256_setzero_si256(), 0x55)); /* low words cleared */
+  if (slow) {
+    __m256i re = q8_rne_bits(_mm256_mul_ps(ev, iv), f), ro = q8_rne_bits(_mm256_mul_ps(od, iv), f);
     return _mm256_blend_epi16(_mm256_srli_epi32(re, f->drop), _mm256_srli_epi32(ro, f->drop - 16), 0xaa);
   }
   __m256i re = q8_fma_bits(_mm256_mul_ps(ev, ivb), f), ro = q8_fma_bits(_mm256_mul_ps(od, ivb), f);
-  return _mm256_or_si256(_mm256_srli_epi32(re, f->drop), _mm256_srli_epi32(ro, f->drop - 16));
+  __m256i w = _mm256_or_si256(_mm256_srli_epi32(re, f->drop), _mm256_srli_epi32(ro, f->drop - 16));
+  return _mm256_maddubs_epi16(w, _mm256_set1_epi16((short)(1 | 1 << (f->drop - 16) << 8)));
 }
 
-/* 32 finite BF16 elements (raw words r0, r1 and their magnitudes a0, a1) -> 32 codes. */
-static inline __attribute__((always_inline)) __m256i q8_cvt32_bf16(__m256i r0, __m256i r1, __m256i a0, __m256i a1,
-                                                                   __m256 iv, __m256 ivb, const q8_fmt *f, int sub) {
-  __m256i c = _mm256_packus_epi16(q8_words16_bf16(a0, iv, ivb, f, sub), q8_words16_bf16(a1, iv, ivb, f, sub));
+/* 32 finite BF16 elements (raw words r0, r1) -> 32 codes, by the fast rounding. */
+static inline __attribute__((always_inline)) __m256i q8_cvt32_fast(__m256i r0, __m256i r1, __m256 ivb, const q8_fmt *f) {
+  __m256i c = _mm256_packus_epi16(q8_words16_bf16(r0, ivb, ivb, f, 0), q8_words16_bf16(r1, ivb, ivb, f, 0));
+  return _mm256_permute4x64_epi64(c, 0xd8);
+}
+
+/* 32 finite BF16 elements (raw words r0, r1) -> 32 codes, by the general rounding; the signs come
+ * from a signed saturating pack of the raw words (a negative word packs to a byte with its top bit
+ * set). */
+static inline __attribute__((always_inline)) __m256i q8_cvt32_slow(__m256i r0, __m256i r1, __m256 iv, const q8_fmt *f) {
+  const __m256i mag = _mm256_set1_epi16(0x7fff);
+  __m256i c = _mm256_packus_epi16(q8_words16_bf16(_mm256_and_si256(r0, mag), iv, iv, f, 1),
+                                  q8_words16_bf16(_mm256_and_si256(r1, mag), iv, iv, f, 1));
   __m256i sg = _mm256_and_si256(_mm256_packs_epi16(r0, r1), _mm256_set1_epi8((char)0x80));
   return _mm256_permute4x64_epi64(_mm256_or_si256(c, sg), 0xd8);
 }
@@ -419,34 +390,39 @@ static inline __attribute__((always_inline)) void q8_store32(fp8_t *q, __m256i v
   else _mm256_storeu_si256((__m256i *)q, v);
 }
 
-/* 64 finite BF16 elements times iv -> 64 codes at q. thr != 0: magnitude words below thr need the
- * subnormal branch, and the group takes it when one of its lanes does. */
-static inline __attribute__((always_inline)) void cvt64_bf16(const bf16_t *x, __m256 iv, __m256 ivb, int thr,
+/* The exponent bits of E4M3 and E5M2 codes, 32 bytes each: a code with none of them set is
+ * subnormal (or zero). Read from memory, so that the compiler does not rebuild them per group. */
+static const uint8_t q8_exp_bits[2][32] __attribute__((aligned(32))) = {
+    {0x78, 0x78, 0x78, 0x78, 0x78, 0x78, 0x78, 0x78, 0x78, 0x78, 0x78, 0x78, 0x78, 0x78, 0x78, 0x78,
+     0x78, 0x78, 0x78, 0x78, 0x78, 0x78, 0x78, 0x78, 0x78, 0x78, 0x78, 0x78, 0x78, 0x78, 0x78, 0x78},
+    {0x7c, 0x7c, 0x7c, 0x7c, 0x7c, 0x7c, 0x7c, 0x7c, 0x7c, 0x7c, 0x7c, 0x7c, 0x7c, 0x7c, 0x7c, 0x7c,
+     0x7c, 0x7c, 0x7c, 0x7c, 0x7c, 0x7c, 0x7c, 0x7c, 0x7c, 0x7c, 0x7c, 0x7c, 0x7c, 0x7c, 0x7c, 0x7c}};
+
+/* 64 finite BF16 elements times iv -> 64 codes at q: the fast rounding unless slow, and the general
+ * one for the group when the fast one gave a subnormal code (no exponent bit set). */
+static inline __attribute__((always_inline)) void cvt64_bf16(const bf16_t *x, __m256 iv, __m256 ivb, int slow,
                                                              const q8_fmt *f, fp8_t *q, int nt) {
-  const __m256i mag = _mm256_set1_epi16(0x7fff);
   __m256i r0 = _mm256_loadu_si256((const __m256i *)x), r1 = _mm256_loadu_si256((const __m256i *)(x + 16));
   __m256i r2 = _mm256_loadu_si256((const __m256i *)(x + 32)), r3 = _mm256_loadu_si256((const __m256i *)(x + 48));
-  __m256i a0 = _mm256_and_si256(r0, mag), a1 = _mm256_and_si256(r1, mag);
-  __m256i a2 = _mm256_and_si256(r2, mag), a3 = _mm256_and_si256(r3, mag);
-  if (thr) {
-    /* magnitudes and thr are below 0x8000: the signed word compare is exact */
-    __m256i mn = _mm256_min_epu16(_mm256_min_epu16(a0, a1), _mm256_min_epu16(a2, a3));
-    if (_mm256_movemask_epi8(_mm256_cmpgt_epi16(_mm256_set1_epi16((short)thr), mn))) {
-      q8_store32(q, q8_cvt32_bf16(r0, r1, a0, a1, iv, ivb, f, 1), nt);
-      q8_store32(q + 32, q8_cvt32_bf16(r2, r3, a2, a3, iv, ivb, f, 1), nt);
+  if (!slow) {
+    __m256i c0 = q8_cvt32_fast(r0, r1, ivb, f), c1 = q8_cvt32_fast(r2, r3, ivb, f);
+    const __m256i e = _mm256_load_si256((const __m256i *)q8_exp_bits[f->drop == 21]);
+    __m256i lo = _mm256_min_epu8(_mm256_and_si256(c0, e), _mm256_and_si256(c1, e));
+    if (!_mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, _mm256_setzero_si256()))) {
+      q8_store32(q, c0, nt), q8_store32(q + 32, c1, nt);
       return;
     }
   }
-  q8_store32(q, q8_cvt32_bf16(r0, r1, a0, a1, iv, ivb, f, 0), nt);
-  q8_store32(q + 32, q8_cvt32_bf16(r2, r3, a2, a3, iv, ivb, f, 0), nt);
+  q8_store32(q, q8_cvt32_slow(r0, r1, iv, f), nt);
+  q8_store32(q + 32, q8_cvt32_slow(r2, r3, iv, f), nt);
 }
 
-/* A full BF16 tile of finite values with inverse scale inv; thr and nt: as for cvt64_bf16. */
-static inline __attribute__((always_inline)) void cvt_tile_bf16(const bf16_t *x, float inv, int thr, const q8_fmt *f,
+/* A full BF16 tile of finite values with inverse scale inv; slow and nt: as for cvt64_bf16. */
+static inline __attribute__((always_inline)) void cvt_tile_bf16(const bf16_t *x, float inv, int slow, const q8_fmt *f,
                                                                 fp8_t *q, int nt) {
   __m256 iv = _mm256_set1_ps(inv), ivb = _mm256_set1_ps(inv * f->unbias);
-  cvt64_bf16(x, iv, ivb, thr, f, q, nt);
-  cvt64_bf16(x + 64, iv, ivb, thr, f, q + 64, nt);
+  cvt64_bf16(x, iv, ivb, slow, f, q, nt);
+  cvt64_bf16(x + 64, iv, ivb, slow, f, q + 64, nt);
 }
 
 #define Q8_AHEAD_BF16 6144 /* BF16 elements prefetched ahead of a reduction that streams from memory */
@@ -458,26 +434,27 @@ static inline __attribute__((always_inline)) void token_bf16_fmt(const bf16_t *x
                                                                  int pow2, fp8_t *q, float *scales) {
   const q8_fmt *f = fmt == KN_FP8_E5M2 ? &q8_e5m2 : &q8_e4m3;
   int64_t nt = quant_tiles(k), full = k / QUANT_TILE;
-  float inv_stack[64], *inv = full <= 64 ? inv_stack : util_xmalloc((size_t)full * sizeof *inv);
-  uint16_t thr_stack[64], *thr = full <= 64 ? thr_stack : util_xmalloc((size_t)full * sizeof *thr);
-  int32_t bits_stack[128], *ab = full <= 64 ? bits_stack : util_xmalloc((size_t)full * 2 * sizeof *ab), *mb = ab + full;
+  int heap = full > 64;
+  float inv_stack[64], *inv = heap ? util_xmalloc((size_t)full * sizeof *inv) : inv_stack;
+  int32_t ab_stack[64], *ab = heap ? util_xmalloc((size_t)full * sizeof *ab) : ab_stack;
+  uint8_t slow_stack[64], *slow = heap ? util_xmalloc((size_t)full) : slow_stack;
   for (int64_t i = 0; i < m; i++) {
     const bf16_t *row = x + i * k;
     for (int64_t t = 0; t < full; t++) {
       if (i == 0)
         for (int j = 0; j < 4; j++) _mm_prefetch((const char *)(row + t * QUANT_TILE + Q8_AHEAD_BF16) + 64 * j, _MM_HINT_T0);
-      ab[t] = amax_bits_bf16(row + t * QUANT_TILE, mb + t);
+      ab[t] = hmax_u16(max128_bf16(row + t * QUANT_TILE));
     }
-    tile_invs_bf16(ab, mb, full, fmt, pow2, f, scales + i * nt, inv, thr); /* inv 0: tile_general */
+    tile_invs_bf16(ab, full, fmt, pow2, f, scales + i * nt, inv, slow); /* inv 0: tile_general */
     for (int64_t t = 0; t < nt; t++) {
       int64_t off = i * k + t * QUANT_TILE;
       if (i + 1 < m)
         for (int j = 0; j < 4; j++) _mm_prefetch((const char *)(x + off + k) + 64 * j, _MM_HINT_T0);
-      if (t < full && inv[t] != 0.0f) cvt_tile_bf16(x + off, inv[t], thr[t], f, q + off, 0);
+      if (t < full && inv[t] != 0.0f) cvt_tile_bf16(x + off, inv[t], slow[t], f, q + off, 0);
       else tile_general(x, 1, off, 1, t < full ? QUANT_TILE : k - t * QUANT_TILE, k, fmt, pow2, f, q, scales + i * nt + t);
     }
   }
-  if (inv != inv_stack) free(inv), free(thr), free(ab);
+  if (heap) free(inv), free(ab), free(slow);
 }
 
 static void token_bf16(const bf16_t *x, int64_t m, int64_t k, kn_dtype fmt, int pow2, fp8_t *q,
@@ -498,51 +475,46 @@ static inline __attribute__((always_inline)) void block_bf16_fmt(const bf16_t *w
                                                                  int pow2, fp8_t *q, float *scales) {
   const q8_fmt *f = fmt == KN_FP8_E5M2 ? &q8_e5m2 : &q8_e4m3;
   int64_t nfr = n / QUANT_TILE, nbc = quant_tiles(k), fullc = k / QUANT_TILE, nb = fullc ? fullc : 1;
-  const __m256i mag = _mm256_set1_epi16(0x7fff);
-  __m256i mxmn_stack[2 * Q8_MAX_BLOCKS];
+  __m256i mx_stack[Q8_MAX_BLOCKS];
   float inv_stack[2 * Q8_MAX_BLOCKS];
-  uint16_t thr_stack[2 * Q8_MAX_BLOCKS];
+  int32_t ab_stack[Q8_MAX_BLOCKS];
+  uint8_t slow_stack[2 * Q8_MAX_BLOCKS];
   int heap = nb > Q8_MAX_BLOCKS;
-  __m256i *mx = heap ? util_xmalloc((size_t)nb * 2 * sizeof *mx) : mxmn_stack, *mn = mx + nb;
+  __m256i *mx = heap ? util_xmalloc((size_t)nb * sizeof *mx) : mx_stack;
   float *inv = heap ? util_xmalloc((size_t)nb * 2 * sizeof *inv) : inv_stack; /* [block row parity][block] */
-  uint16_t *thr = heap ? util_xmalloc((size_t)nb * 2 * sizeof *thr) : thr_stack;
+  int32_t *ab = heap ? util_xmalloc((size_t)nb * sizeof *ab) : ab_stack;
+  uint8_t *slow = heap ? util_xmalloc((size_t)nb * 2) : slow_stack;
   /* A large output (weights quantized once, read later by the GEMMs) is streamed to memory */
   int nt = ((uintptr_t)q & 63) == 0 && k % 64 == 0 && n * k >= Q8_NT_BYTES;
   for (int64_t br = 0; br <= nfr; br++) {
     int cur = (int)(br & 1), red = br < nfr;
     const float *pinv = inv + (cur ^ 1) * nb;
-    const uint16_t *pthr = thr + (cur ^ 1) * nb;
-    for (int64_t b = 0; b < fullc; b++) mx[b] = _mm256_setzero_si256(), mn[b] = mag;
+    const uint8_t *pslow = slow + (cur ^ 1) * nb;
+    for (int64_t b = 0; b < fullc; b++) mx[b] = _mm256_setzero_si256();
     for (int64_t r = 0; r < QUANT_TILE; r++) {
       const bf16_t *pr = w + (br * QUANT_TILE + r) * k;        /* reduced (block row br) */
       int64_t cr = (br - 1) * QUANT_TILE + r;                   /* converted (block row br - 1) */
       for (int64_t b = 0; b < fullc; b++) {
         if (red) {
           for (int j = 0; j < 4; j++) _mm_prefetch((const char *)(pr + b * QUANT_TILE + Q8_AHEAD_BF16) + 64 * j, _MM_HINT_T0);
-          __m256i hi, lo;
-          mxmn128_bf16(pr + b * QUANT_TILE, &hi, &lo);
-          mx[b] = _mm256_max_epu16(mx[b], hi), mn[b] = _mm256_min_epu16(mn[b], lo);
+          mx[b] = _mm256_max_epu16(mx[b], max128_bf16(pr + b * QUANT_TILE));
         }
-        if (br > 0 && pinv[b] != 0.0f) cvt_tile_bf16(w + cr * k + b * QUANT_TILE, pinv[b], pthr[b], f, q + cr * k + b * QUANT_TILE, nt);
+        if (br > 0 && pinv[b] != 0.0f) cvt_tile_bf16(w + cr * k + b * QUANT_TILE, pinv[b], pslow[b], f, q + cr * k + b * QUANT_TILE, nt);
       }
     }
     if (!red) break;
-    for (int64_t b = 0; b < nbc; b++) {
-      float *st = scales + br * nbc + b;
-      if (b < fullc) {
-        /* 0: converted here by tile_general */
-        inv[cur * nb + b] = tile_inv_bf16(hmax_u16(mx[b]), hmin_u16(mn[b]), fmt, pow2, f, st, thr + cur * nb + b);
-        if (inv[cur * nb + b] != 0.0f) continue;
-      }
-      tile_general(w, 1, br * QUANT_TILE * k + b * QUANT_TILE, QUANT_TILE, b < fullc ? QUANT_TILE : k - b * QUANT_TILE,
-                   k, fmt, pow2, f, q, st);
-    }
+    for (int64_t b = 0; b < fullc; b++) ab[b] = hmax_u16(mx[b]);
+    tile_invs_bf16(ab, fullc, fmt, pow2, f, scales + br * nbc, inv + cur * nb, slow + cur * nb);
+    for (int64_t b = 0; b < nbc; b++)
+      if (b >= fullc || inv[cur * nb + b] == 0.0f) /* converted here */
+        tile_general(w, 1, br * QUANT_TILE * k + b * QUANT_TILE, QUANT_TILE, b < fullc ? QUANT_TILE : k - b * QUANT_TILE,
+                     k, fmt, pow2, f, q, scales + br * nbc + b);
   }
   for (int64_t b = 0; n % QUANT_TILE && b < nbc; b++)
     tile_general(w, 1, nfr * QUANT_TILE * k + b * QUANT_TILE, n % QUANT_TILE, b < fullc ? QUANT_TILE : k - b * QUANT_TILE,
                  k, fmt, pow2, f, q, scales + nfr * nbc + b);
   if (nt) _mm_sfence();
-  if (heap) free(mx), free(inv), free(thr);
+  if (heap) free(mx), free(inv), free(ab), free(slow);
 }
 
 static void block_bf16(const bf16_t *w, int64_t n, int64_t k, kn_dtype fmt, int pow2, fp8_t *q,
