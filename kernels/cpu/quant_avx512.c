@@ -372,6 +372,14 @@ static void token_bf16(const bf16_t *x, int64_t m, int64_t k, kn_dtype fmt, int 
   else token_bf16_fmt(x, m, k, KN_FP8_E4M3, pow2, q, scales);
 }
 
+/* n bytes for an array of __m512i (malloc's alignment is too small for the aligned moves the
+ * compiler uses on them; found by test_large_bf16, K > 8192). */
+static void *q8_xalloc64(size_t n) {
+  void *p = aligned_alloc(64, (n + 63) / 64 * 64);
+  if (!p) UTIL_SYSFAIL("aligned_alloc: out of memory (%zu bytes)", n);
+  return p;
+}
+
 #define Q8_NT_BYTES (4 << 20) /* outputs from this size on are written with non-temporal stores */
 #define Q8_MAX_BLOCKS 64 /* blocks per block row kept on the stack (K <= 8192); more are malloc'd */
 
@@ -405,8 +413,8 @@ static inline __attribute__((always_inline)) void block_rows(const void *w, int 
   float inv_stack[Q8_MAX_BLOCKS];
   char chk_stack[Q8_MAX_BLOCKS];
   int heap = nbc > Q8_MAX_BLOCKS;
-  __m512i *mx = heap ? util_xmalloc((size_t)nbc * sizeof *mx) : mx_stack;
-  __m512i *mn = heap ? util_xmalloc((size_t)nbc * sizeof *mn) : mn_stack;
+  __m512i *mx = heap ? q8_xalloc64((size_t)nbc * sizeof *mx) : mx_stack;
+  __m512i *mn = heap ? q8_xalloc64((size_t)nbc * sizeof *mn) : mn_stack;
   float *inv = heap ? util_xmalloc((size_t)nbc * sizeof *inv) : inv_stack;
   char *chk = heap ? util_xmalloc((size_t)nbc) : chk_stack;
   int es = bf16 ? 2 : 4;
@@ -468,7 +476,7 @@ static inline __attribute__((always_inline)) void block_bf16_fmt(const bf16_t *w
   float inv_stack[2 * Q8_MAX_BLOCKS];
   uint16_t thr_stack[2 * Q8_MAX_BLOCKS];
   int heap = nb > Q8_MAX_BLOCKS;
-  __m512i *mx = heap ? util_xmalloc((size_t)nb * 2 * sizeof *mx) : mxmn_stack, *mn = mx + nb;
+  __m512i *mx = heap ? q8_xalloc64((size_t)nb * 2 * sizeof *mx) : mxmn_stack, *mn = mx + nb;
   float *inv = heap ? util_xmalloc((size_t)nb * 2 * sizeof *inv) : inv_stack; /* [block row parity][block] */
   uint16_t *thr = heap ? util_xmalloc((size_t)nb * 2 * sizeof *thr) : thr_stack;
   /* A large output (weights quantized once, read later by the GEMMs) is streamed to memory */
