@@ -117,7 +117,7 @@ static void test_backends_match_ref(void) {
   if (nbe == 1) T_SKIP("no vector backend on this CPU");
   krand r = krand_seed(1);
   static const int64_t shapes[][2] = {{1, 128}, {3, 256}, {1, 7}, {5, 200}, {130, 300}, {0, 128},
-                                      {4, 0},   {1, 1},   {129, 129}, {2, 7168}, {257, 16}};
+                                      {4, 0},   {1, 1},   {129, 129}, {2, 7168}, {257, 16}, {2, 8320}};
   for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
     for (int sp = 0; sp < 3; sp++) check_shape(be, nbe, shapes[i][0], shapes[i][1], &r, sp);
   /* whole 128 x 128 blocks, several block rows (the pipelined block path) and a partial one */
@@ -173,6 +173,84 @@ static void test_subnormal_boundary(void) {
         }
       }
   free(x), free(q0), free(q1), free(s0), free(s1);
+}
+
+/* Compares every vector backend's BF16 token and block quantizers with the reference on x [m x k]
+ * (q, scales as large as the inputs need; q 64-byte aligned, as the kernel suite allocates it, so
+ * that large block outputs take the non-temporal stores). Returns the number of mismatching calls. */
+static int check_bf16(const quant_kernels **be, int nbe, const bf16_t *x, int64_t m, int64_t k, kn_dtype f,
+                      int pow2) {
+  int64_t n = m * k, ns = m * quant_tiles(k);
+  fp8_t *q0 = aligned_alloc(64, (size_t)(n + 63) / 64 * 64), *q1 = aligned_alloc(64, (size_t)(n + 63) / 64 * 64);
+  float *s0 = malloc(sizeof(float) * (size_t)ns), *s1 = malloc(sizeof(float) * (size_t)ns);
+  int64_t nbs = quant_tiles(m) * quant_tiles(k);
+  const quant_kernels *ref = quant_ref();
+  int bad = 0;
+  for (int b = 1; b < nbe; b++) {
+    ref->token_bf16(x, m, k, f, pow2, q0, s0);
+    be[b]->token_bf16(x, m, k, f, pow2, q1, s1);
+    bad += memcmp(q0, q1, (size_t)n) != 0 || memcmp(s0, s1, sizeof(float) * (size_t)ns) != 0;
+    ref->block_bf16(x, m, k, f, pow2, q0, s0);
+    be[b]->block_bf16(x, m, k, f, pow2, q1, s1);
+    bad += memcmp(q0, q1, (size_t)n) != 0 || memcmp(s0, s1, sizeof(float) * (size_t)nbs) != 0;
+  }
+  free(q0), free(q1), free(s0), free(s1);
+  return bad;
+}
+
+/* One lane below the smallest normal after scaling (or zero, or just below the boundary, where it
+ * rounds up to the smallest normal) among normal lanes, at every position of a group and with both
+ * signs: the vector paths find such lanes from the codes of the whole group and redo the group, and
+ * a neighbour must not inherit anything from it. Tiles of one row have different amax, huge ones
+ * included (scales over 64 resp. 16384, which the AVX2 fast path hands to its general rounding), and
+ * 8 tiles per row so that the scales are computed 8 at a time. */
+static void test_single_subnormal_lane(void) {
+  const quant_kernels *be[4];
+  int nbe = backends(be);
+  if (nbe == 1) T_SKIP("no vector backend on this CPU");
+  enum { M = 640, K = 1024 };
+  static const float amax[8] = {1.0f, 3.7f, 0.013f, 300.0f, 1e6f, 2e-3f, 45.0f, 1e12f};
+  bf16_t *x = malloc(sizeof *x * M * K);
+  for (int fi = 0; fi < 2; fi++) {
+    kn_dtype f = fmts[fi];
+    float mn = f == KN_FP8_E4M3 ? 0x1p-6f : 0x1p-14f;
+    for (int r = 0; r < M; r++)
+      for (int t = 0; t < K / 128; t++) {
+        float a = amax[t], base = a * mn / fp8_max(f); /* |x| / scale = mn at about base */
+        const float kinds[5] = {base * 0.6f, base * 0.04f, 0.0f, -0.0f, base * (1.0f - 0x1p-9f)};
+        int p = (r + 37 * t) % 128;
+        for (int c = 0; c < 128; c++) {
+          uint32_t h = (uint32_t)(r * 1024 + t * 128 + c) * 2654435761u;
+          float v = a * (0.25f + 0.75f * (float)(h >> 8) * 0x1p-24f);
+          x[r * K + t * 128 + c] = f32_to_bf16((h & 16) ? -v : v);
+        }
+        x[r * K + t * 128 + (p + 64) % 128] = f32_to_bf16(a);
+        float sub = kinds[r / 128];
+        x[r * K + t * 128 + p] = f32_to_bf16((r & 1) && sub != 0.0f ? -sub : sub);
+      }
+    for (int pow2 = 0; pow2 < 2; pow2++)
+      T_CHECKF(check_bf16(be, nbe, x, M, K, f, pow2) == 0, "%s pow2=%d: codes or scales differ from the reference",
+               kn_dtype_name(f), pow2);
+  }
+  free(x);
+}
+
+/* Outputs large enough for the non-temporal stores of the block quantizers (4 Mi elements, q
+ * 64-byte aligned) and rows of more than 64 tiles (scratch on the heap): activation-like values
+ * with a few zeros, tiny values and non-finite ones sprinkled in. */
+static void test_large_bf16(void) {
+  const quant_kernels *be[4];
+  int nbe = backends(be);
+  if (nbe == 1) T_SKIP("no vector backend on this CPU");
+  enum { M = 512, K = 8320 };
+  krand r = krand_seed(11);
+  bf16_t *x = malloc(sizeof *x * M * K);
+  for (int64_t i = 0; i < (int64_t)M * K; i++) x[i] = f32_to_bf16((float)krand_normal(&r));
+  static const float sp[] = {0.0f, 1e-7f, -3e-9f, NAN, INFINITY};
+  for (int j = 0; j < 200; j++) x[krand_below(&r, (uint64_t)M * K)] = f32_to_bf16(sp[j % 5]);
+  T_CHECKF(check_bf16(be, nbe, x, M, K, KN_FP8_E4M3, 0) == 0, "E4M3: codes or scales differ from the reference");
+  T_CHECKF(check_bf16(be, nbe, x, M, K, KN_FP8_E5M2, 1) == 0, "E5M2 pow2: codes or scales differ from the reference");
+  free(x);
 }
 
 /* The vector encoders against dtype.h's scalar ones on a dense sweep of float bit patterns: a tile
@@ -321,6 +399,8 @@ int main(void) {
   T_RUN(test_hand_tile);
   T_RUN(test_backends_match_ref);
   T_RUN(test_subnormal_boundary);
+  T_RUN(test_single_subnormal_lane);
+  T_RUN(test_large_bf16);
   T_RUN(test_encoder_sweep);
   T_RUN(test_round_trip_table);
   T_RUN(test_dequant_error_bound);

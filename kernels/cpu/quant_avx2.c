@@ -1,14 +1,18 @@
 /* kernels/cpu/quant_avx2.c — AVX2 FP8 quantizers, bit-identical to kernels/ref/quant_ref.c.
  *
  * The structure of the AVX-512 file (see there) on 8 lanes: two passes per row (or block row) —
- * the magnitude bits' integer max of every full tile, which also flags Inf/NaN, then the
- * conversions; full finite tiles take the short conversion (no clamping, the subnormal branch only
- * when a lane needs it, 32 codes packed per store), the others the general one with blends for
- * saturation, Inf and NaN, and the scalar encoders of kernels/dtype.h (the definition) for tails
- * shorter than 8 elements. Only called after a CPUID check. */
+ * the integer max of every full tile's magnitude bits, which also flags Inf/NaN, then the
+ * conversions; full finite tiles take a short conversion with no clamping, the others the general
+ * one with blends for saturation, Inf and NaN, and the scalar encoders of kernels/dtype.h (the
+ * definition) for tails shorter than 8 elements. BF16 input, the common case (activations and
+ * weights), has its own fast paths below: FPU rounding on pre-scaled values, signs and codes
+ * gathered without widening shuffles, subnormal lanes found after the fact, scales of 8 tiles per
+ * division, block rows software-pipelined with non-temporal stores for large outputs. The FP32
+ * paths keep the simpler per-lane conversion. Only called after a CPUID check. */
 #include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "quant.h"
 #include "util.h"
@@ -88,15 +92,15 @@ static inline __m256 load8(const void *x, int bf16, int64_t i) {
   return bf16 ? load8_bf16((const bf16_t *)x + i) : load8_f32((const float *)x + i);
 }
 
-/* 128 finite elements at x[off..] times inv -> 128 codes at q, 32 per store: two packs restore
- * the order within 128-bit lanes and one dword permutation across them. */
-static inline void convert_tile(const void *x, int bf16, int64_t off, __m256 inv, const q8_fmt *f, fp8_t *q) {
+/* 128 finite FP32 elements at x times inv -> 128 codes at q, 32 per store: two packs restore the
+ * order within 128-bit lanes and one dword permutation across them. */
+static inline void convert_tile_f32(const float *x, __m256 inv, const q8_fmt *f, fp8_t *q) {
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   for (int g = 0; g < 4; g++) {
     __m256i c[4];
     for (int j = 0; j < 4; j++) {
-      __m256 v = load8(x, bf16, off + 32 * g + 8 * j);
+      __m256 v = load8_f32(x + 32 * g + 8 * j);
       c[j] = q8_cvt_finite(_mm256_mul_ps(_mm256_and_ps(v, absmask), inv), v, f);
     }
     __m256i b = _mm256_packus_epi16(_mm256_packus_epi32(c[0], c[1]), _mm256_packus_epi32(c[2], c[3]));
@@ -112,15 +116,7 @@ static inline int32_t hmax_epi32(__m256i m) {
   return _mm_cvtsi128_si32(x);
 }
 
-static inline int32_t amax_bits(const void *x, int bf16, int64_t off) {
-  if (bf16) {
-    const bf16_t *p = (const bf16_t *)x + off;
-    __m256i mx = _mm256_setzero_si256(), mag = _mm256_set1_epi16(0x7fff);
-    for (int j = 0; j < 8; j++) mx = _mm256_max_epu16(mx, _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(p + 16 * j)), mag));
-    __m128i m4 = _mm_max_epu16(_mm256_castsi256_si128(mx), _mm256_extracti128_si256(mx, 1));
-    return (0xffff - (_mm_cvtsi128_si32(_mm_minpos_epu16(_mm_xor_si128(m4, _mm_set1_epi16(-1)))) & 0xffff)) << 16;
-  }
-  const float *p = (const float *)x + off;
+static inline int32_t amax_bits_f32(const float *p) {
   __m256i mx = _mm256_setzero_si256(), mag = _mm256_set1_epi32(0x7fffffff);
   for (int j = 0; j < 16; j++) mx = _mm256_max_epi32(mx, _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(p + 8 * j)), mag));
   return hmax_epi32(mx);
@@ -167,18 +163,18 @@ static void tile_general(const void *x, int bf16, int64_t off, int64_t rows, int
   *st = sc;
 }
 
-static inline __attribute__((always_inline)) void token_rows(const void *x, int bf16, int64_t m, int64_t k,
-                                                             kn_dtype fmt, int pow2, fp8_t *q, float *scales) {
+/* FP32 rows: every full tile's scale, then the conversions. */
+static void token_f32(const float *x, int64_t m, int64_t k, kn_dtype fmt, int pow2, fp8_t *q,
+                      float *scales) {
   const q8_fmt *f = fmt == KN_FP8_E5M2 ? &q8_e5m2 : &q8_e4m3;
   int64_t nt = quant_tiles(k), full = k / QUANT_TILE;
   float inv_stack[64], *inv = full <= 64 ? inv_stack : util_xmalloc((size_t)full * sizeof *inv);
-  int es = bf16 ? 2 : 4;
   for (int64_t i = 0; i < m; i++) {
     int64_t row = i * k;
     for (int64_t t = 0; t < full; t++) {
       int64_t off = row + t * QUANT_TILE;
-      for (int j = 0; j < 2 * es; j++) _mm_prefetch((const char *)x + (off + 2048) * es + 64 * j, _MM_HINT_T0);
-      int32_t ab = amax_bits(x, bf16, off);
+      for (int j = 0; j < 8; j++) _mm_prefetch((const char *)(x + off + 2048) + 64 * j, _MM_HINT_T0);
+      int32_t ab = amax_bits_f32(x + off);
       inv[t] = 0.0f; /* 0: general path */
       if (ab < 0x7f800000) {
         float sc = quant_scale_of(kn_bits_f32((uint32_t)ab), fmt, pow2);
@@ -188,37 +184,31 @@ static inline __attribute__((always_inline)) void token_rows(const void *x, int 
     }
     for (int64_t t = 0; t < nt; t++) {
       int64_t off = row + t * QUANT_TILE;
-      if (t < full && inv[t] != 0.0f) convert_tile(x, bf16, off, _mm256_set1_ps(inv[t]), f, q + off);
-      else tile_general(x, bf16, off, 1, t < full ? QUANT_TILE : k - t * QUANT_TILE, k, fmt, pow2, f, q, scales + i * nt + t);
+      if (t < full && inv[t] != 0.0f) convert_tile_f32(x + off, _mm256_set1_ps(inv[t]), f, q + off);
+      else tile_general(x, 0, off, 1, t < full ? QUANT_TILE : k - t * QUANT_TILE, k, fmt, pow2, f, q, scales + i * nt + t);
     }
   }
   if (inv != inv_stack) free(inv);
 }
 
-static void token_f32(const float *x, int64_t m, int64_t k, kn_dtype fmt, int pow2, fp8_t *q,
+/* FP32 blocks, one block row at a time: pass 1 streams its rows and keeps each full block's integer
+ * max, pass 2 converts the finite full blocks; partial and non-finite blocks take the general path. */
+static void block_f32(const float *w, int64_t n, int64_t k, kn_dtype fmt, int pow2, fp8_t *q,
                       float *scales) {
-  token_rows(x, 0, m, k, fmt, pow2, q, scales);
-}
-
-/* One block row at a time: pass 1 streams its rows and keeps each full block's integer max, pass 2
- * converts the finite full blocks; partial and non-finite blocks take the general path. */
-static inline __attribute__((always_inline)) void block_rows(const void *w, int bf16, int64_t n, int64_t k,
-                                                             kn_dtype fmt, int pow2, fp8_t *q, float *scales) {
   const q8_fmt *f = fmt == KN_FP8_E5M2 ? &q8_e5m2 : &q8_e4m3;
   int64_t nbr = quant_tiles(n), nbc = quant_tiles(k), fullc = k / QUANT_TILE;
   int32_t mx_stack[64];
   float inv_stack[64];
   int32_t *mx = nbc <= 64 ? mx_stack : util_xmalloc((size_t)nbc * sizeof *mx);
   float *inv = nbc <= 64 ? inv_stack : util_xmalloc((size_t)nbc * sizeof *inv);
-  int es = bf16 ? 2 : 4;
   for (int64_t br = 0; br < nbr; br++) {
     int64_t r0 = br * QUANT_TILE, rows = n - r0 < QUANT_TILE ? n - r0 : QUANT_TILE;
     for (int64_t b = 0; b < fullc; b++) mx[b] = 0;
     for (int64_t r = 0; r < rows; r++)
       for (int64_t b = 0; b < fullc; b++) {
         int64_t off = (r0 + r) * k + b * QUANT_TILE;
-        for (int j = 0; j < 2 * es; j++) _mm_prefetch((const char *)w + (off + 2048) * es + 64 * j, _MM_HINT_T0);
-        int32_t ab = amax_bits(w, bf16, off);
+        for (int j = 0; j < 8; j++) _mm_prefetch((const char *)(w + off + 2048) + 64 * j, _MM_HINT_T0);
+        int32_t ab = amax_bits_f32(w + off);
         if (ab > mx[b]) mx[b] = ab;
       }
     for (int64_t b = 0; b < nbc; b++) {
@@ -229,23 +219,18 @@ static inline __attribute__((always_inline)) void block_rows(const void *w, int 
         inv[b] = 1.0f / *st;
       } else {
         int64_t c0 = b * QUANT_TILE, cols = k - c0 < QUANT_TILE ? k - c0 : QUANT_TILE;
-        tile_general(w, bf16, r0 * k + c0, rows, cols, k, fmt, pow2, f, q, st);
+        tile_general(w, 0, r0 * k + c0, rows, cols, k, fmt, pow2, f, q, st);
       }
     }
     for (int64_t r = 0; r < rows; r++)
       for (int64_t b = 0; b < fullc; b++)
         if (inv[b] != 0.0f) {
           int64_t off = (r0 + r) * k + b * QUANT_TILE;
-          convert_tile(w, bf16, off, _mm256_set1_ps(inv[b]), f, q + off);
+          convert_tile_f32(w + off, _mm256_set1_ps(inv[b]), f, q + off);
         }
   }
   if (mx != mx_stack) free(mx);
   if (inv != inv_stack) free(inv);
-}
-
-static void block_f32(const float *w, int64_t n, int64_t k, kn_dtype fmt, int pow2, fp8_t *q,
-                      float *scales) {
-  block_rows(w, 0, n, k, fmt, pow2, q, scales);
 }
 
 /* ---- BF16 fast paths. A full tile (or block) of finite values is converted 32 elements at a time
@@ -475,12 +460,12 @@ static inline __attribute__((always_inline)) void block_bf16_fmt(const bf16_t *w
                                                                  int pow2, fp8_t *q, float *scales) {
   const q8_fmt *f = fmt == KN_FP8_E5M2 ? &q8_e5m2 : &q8_e4m3;
   int64_t nfr = n / QUANT_TILE, nbc = quant_tiles(k), fullc = k / QUANT_TILE, nb = fullc ? fullc : 1;
-  __m256i mx_stack[Q8_MAX_BLOCKS];
+  uint16_t mx_stack[Q8_MAX_BLOCKS * 16];
   float inv_stack[2 * Q8_MAX_BLOCKS];
   int32_t ab_stack[Q8_MAX_BLOCKS];
   uint8_t slow_stack[2 * Q8_MAX_BLOCKS];
   int heap = nb > Q8_MAX_BLOCKS;
-  __m256i *mx = heap ? util_xmalloc((size_t)nb * sizeof *mx) : mx_stack;
+  uint16_t *mx = heap ? util_xmalloc((size_t)nb * 16 * sizeof *mx) : mx_stack; /* [block][16 lanes], unaligned */
   float *inv = heap ? util_xmalloc((size_t)nb * 2 * sizeof *inv) : inv_stack; /* [block row parity][block] */
   int32_t *ab = heap ? util_xmalloc((size_t)nb * sizeof *ab) : ab_stack;
   uint8_t *slow = heap ? util_xmalloc((size_t)nb * 2) : slow_stack;
@@ -490,20 +475,21 @@ static inline __attribute__((always_inline)) void block_bf16_fmt(const bf16_t *w
     int cur = (int)(br & 1), red = br < nfr;
     const float *pinv = inv + (cur ^ 1) * nb;
     const uint8_t *pslow = slow + (cur ^ 1) * nb;
-    for (int64_t b = 0; b < fullc; b++) mx[b] = _mm256_setzero_si256();
+    memset(mx, 0, (size_t)nb * 16 * sizeof *mx);
     for (int64_t r = 0; r < QUANT_TILE; r++) {
       const bf16_t *pr = w + (br * QUANT_TILE + r) * k;        /* reduced (block row br) */
       int64_t cr = (br - 1) * QUANT_TILE + r;                   /* converted (block row br - 1) */
       for (int64_t b = 0; b < fullc; b++) {
         if (red) {
           for (int j = 0; j < 4; j++) _mm_prefetch((const char *)(pr + b * QUANT_TILE + Q8_AHEAD_BF16) + 64 * j, _MM_HINT_T0);
-          mx[b] = _mm256_max_epu16(mx[b], max128_bf16(pr + b * QUANT_TILE));
+          __m256i *m = (__m256i *)(mx + 16 * b);
+          _mm256_storeu_si256(m, _mm256_max_epu16(_mm256_loadu_si256(m), max128_bf16(pr + b * QUANT_TILE)));
         }
         if (br > 0 && pinv[b] != 0.0f) cvt_tile_bf16(w + cr * k + b * QUANT_TILE, pinv[b], pslow[b], f, q + cr * k + b * QUANT_TILE, nt);
       }
     }
     if (!red) break;
-    for (int64_t b = 0; b < fullc; b++) ab[b] = hmax_u16(mx[b]);
+    for (int64_t b = 0; b < fullc; b++) ab[b] = hmax_u16(_mm256_loadu_si256((const __m256i *)(mx + 16 * b)));
     tile_invs_bf16(ab, fullc, fmt, pow2, f, scales + br * nbc, inv + cur * nb, slow + cur * nb);
     for (int64_t b = 0; b < nbc; b++)
       if (b >= fullc || inv[cur * nb + b] == 0.0f) /* converted here */
