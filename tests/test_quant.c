@@ -128,10 +128,10 @@ static void test_backends_match_ref(void) {
 
 /* BF16 tiles and blocks whose groups of 64 sit just below, at and just above the magnitude at
  * which a scaled value stops being a normal FP8 number: the vector paths decide per group of 64
- * whether any lane needs the subnormal branch (from a BF16 threshold derived from the scale), and
- * a threshold 8 words too low (up to about 4 below, the normal formula still rounds those lanes up
- * to the smallest normal, as the subnormal branch does), or a group check that misses a lane,
- * changes codes here. Every
+ * whether any lane needs the subnormal branch (AVX-512 from a BF16 threshold derived from the
+ * scale, AVX2 from the codes its fast rounding gives), and a threshold 8 words too low (up to
+ * about 4 below, the normal formula still rounds those lanes up to the smallest normal, as the
+ * subnormal branch does), or a group check that misses a lane, changes codes here. Every
  * 1x128 tile holds the amax A at its first element, so token tiles and 128x128 blocks have the
  * same scale; the other 127 elements of a tile take two words near the boundary, signs
  * alternating. */
