@@ -235,9 +235,9 @@ static void test_single_subnormal_lane(void) {
   free(x);
 }
 
-/* Outputs large enough for the non-temporal stores of the block quantizers (4 Mi elements, q
- * 64-byte aligned) and rows of more than 64 tiles (scratch on the heap): activation-like values
- * with a few zeros, tiny values and non-finite ones sprinkled in. */
+/* Outputs large enough for the AVX-512 block quantizer's non-temporal stores (4 Mi elements, q
+ * 64-byte aligned) and rows of more than 64 tiles (scratch on the heap in both vector backends):
+ * activation-like values with a few zeros, tiny values and non-finite ones sprinkled in. */
 static void test_large_bf16(void) {
   const quant_kernels *be[4];
   int nbe = backends(be);
