@@ -253,6 +253,30 @@ static void test_large_bf16(void) {
   free(x);
 }
 
+/* A weight matrix large enough (4M elements) for the block quantizers' non-temporal stores, into a
+ * 64-byte aligned output (where they stream) and a misaligned one (where they must not), both
+ * against the reference. */
+static void test_large_block(void) {
+  const quant_kernels *be[4];
+  int nbe = backends(be);
+  if (nbe == 1) T_SKIP("no vector backend on this CPU");
+  enum { N = 2048, K = 2048 };
+  bf16_t *x = malloc(sizeof *x * N * K);
+  fp8_t *q0 = malloc(N * K), *q1 = NULL;
+  float s0[256], s1[256];
+  T_CHECK(posix_memalign((void **)&q1, 64, N * K + 64) == 0);
+  krand r = krand_seed(11);
+  for (int64_t i = 0; i < (int64_t)N * K; i++) x[i] = f32_to_bf16((float)krand_normal(&r));
+  quant_ref()->block_bf16(x, N, K, KN_FP8_E4M3, 0, q0, s0);
+  for (int b = 1; b < nbe; b++)
+    for (int mis = 0; mis <= 1; mis++) {
+      be[b]->block_bf16(x, N, K, KN_FP8_E4M3, 0, q1 + mis, s1);
+      T_CHECKF(memcmp(q0, q1 + mis, N * K) == 0 && memcmp(s0, s1, sizeof s0) == 0,
+               "%s: %s output differs from the reference", be[b]->backend, mis ? "misaligned" : "aligned");
+    }
+  free(x), free(q0), free(q1);
+}
+
 /* The vector encoders against dtype.h's scalar ones on a dense sweep of float bit patterns: a tile
  * with 448 (resp. 57344) in it has scale exactly 1, so every other element is encoded as is. */
 static void test_encoder_sweep(void) {
@@ -401,6 +425,7 @@ int main(void) {
   T_RUN(test_subnormal_boundary);
   T_RUN(test_single_subnormal_lane);
   T_RUN(test_large_bf16);
+  T_RUN(test_large_block);
   T_RUN(test_encoder_sweep);
   T_RUN(test_round_trip_table);
   T_RUN(test_dequant_error_bound);
