@@ -7,8 +7,8 @@
  * definition) for tails shorter than 8 elements. BF16 input, the common case (activations and
  * weights), has its own fast paths below: FPU rounding on pre-scaled values, signs and codes
  * gathered without widening shuffles, subnormal lanes found after the fact, scales of 8 tiles per
- * division, block rows software-pipelined. The FP32
- * paths keep the simpler per-lane conversion. Only called after a CPUID check. */
+ * division, block rows software-pipelined. The FP32 paths keep the simpler per-lane conversion.
+ * Only called after a CPUID check. */
 #include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
@@ -245,9 +245,9 @@ static void block_f32(const float *w, int64_t n, int64_t k, kn_dtype fmt, int po
  * Lanes whose |x| / scale is below the smallest FP8 normal (zeros included) need the subnormal
  * branch. They are found after the fact: such a lane's scaled value is a float denormal, which the
  * fast path turns into a subnormal code (exponent field 0), while every normal code it produces is
- * right (a value rounded up to the smallest normal included). A group of 64 holding one is redone by the general
- * rounding (q8_rne_bits), so that the one or two such lanes of a 128x128 block of real weights
- * cost only their group. The fast path's 256-bit ops per 64 elements: 8 multiplies, 16 FMAs and 4
+ * right (a value rounded up to the smallest normal included). A group of 64 holding one is redone
+ * by the general rounding (q8_rne_bits), so that the one or two such lanes of a 128x128 block of
+ * real weights cost only their group. The fast path's 256-bit ops per 64 elements: 8 multiplies, 16 FMAs and 4
  * byte multiply-adds (the FMA pipes), 12 shifts, 4 shuffles, 16 logic ops, and 5 for the check:
  * about 40 cycles per 128 elements in L1 on a Zen 5, 50 with the reduction pass. */
 
