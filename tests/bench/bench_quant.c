@@ -91,7 +91,7 @@ int main(void) {
       bench(tp, be[b], 0, 4096, 7168, 0);
       if (b == 0) bench(tp, be[b], 0, 4096, 7168, 1);
       bench(tp, be[b], 1, 4096, 7168, 0);
-      if (b == 0) bench(tp, be[b], 1, 7168, 2048, 0);
+      bench(tp, be[b], 1, 7168, 2048, 0);
     }
     pool_destroy(tp);
   }
