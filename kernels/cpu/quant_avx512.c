@@ -332,8 +332,20 @@ static inline __attribute__((always_inline)) void cvt64_bf16(const bf16_t *x, __
 static inline __attribute__((always_inline)) void cvt_tile_bf16(const bf16_t *x, float inv, int thr, const q8_fmt *f,
                                                                 fp8_t *q, int nt) {
   __m512 iv = _mm512_set1_ps(inv);
-  cvt64_bf16(x, iv, thr, f, q, nt);
-  cvt64_bf16(x + 64, iv, thr, f, q + 64, nt);
+  if (thr) {
+    /* one test for the tile: the lane-wise minimum of its magnitude words against thr */
+    const __m512i mag = _mm512_set1_epi16(0x7fff);
+#define Q8_MAG(j) _mm512_and_si512(_mm512_loadu_si512(x + 32 * (j)), mag)
+    __m512i m = _mm512_min_epu16(_mm512_min_epu16(Q8_MAG(0), Q8_MAG(1)), _mm512_min_epu16(Q8_MAG(2), Q8_MAG(3)));
+#undef Q8_MAG
+    if (_mm512_cmplt_epu16_mask(m, _mm512_set1_epi16((short)thr))) {
+      cvt64_bf16(x, iv, thr, f, q, nt);
+      cvt64_bf16(x + 64, iv, thr, f, q + 64, nt);
+      return;
+    }
+  }
+  cvt64_bf16(x, iv, 0, f, q, nt);
+  cvt64_bf16(x + 64, iv, 0, f, q + 64, nt);
 }
 
 #define Q8_AHEAD_BF16 6144 /* BF16 elements prefetched ahead of a reduction that streams from memory */
