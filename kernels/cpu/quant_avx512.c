@@ -185,18 +185,13 @@ static inline void convert64_bf16_sub(const bf16_t *x, __m512 iv, const q8_fmt *
   q8_store64(q, _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7), _mm512_packus_epi16(w[0], w[1])), nt);
 }
 
-/* 128 finite elements at x[off..] times iv -> 128 codes at q, stored 64 bytes at a time. */
-/* chk = 0 when the tile's smallest |x| times iv is a normal FP8 value: no lane can be subnormal. */
-static inline void convert_tile(const void *x, int bf16, int64_t off, __m512 iv, const q8_fmt *f, fp8_t *q,
-                                int chk) {
-  if (bf16) {
-    for (int h = 0; h < 2; h++) convert64_bf16_sub((const bf16_t *)x + off + 64 * h, iv, f, q + 64 * h, 0);
-    return;
-  }
+/* 128 finite FP32 elements at x times iv -> 128 codes at q, stored 64 bytes at a time; chk = 0
+ * when the tile's smallest |x| times iv is a normal FP8 value: no lane can be subnormal. */
+static inline void convert_tile_f32(const float *x, __m512 iv, const q8_fmt *f, fp8_t *q, int chk) {
   for (int h = 0; h < 2; h++) {
     __m128i c[4];
     for (int j = 0; j < 4; j++) {
-      __m512 v = load16(x, bf16, off + 64 * h + 16 * j, 0xffff);
+      __m512 v = _mm512_loadu_ps(x + 64 * h + 16 * j);
       c[j] = q8_cvt_finite(_mm512_mul_ps(_mm512_abs_ps(v), iv), v, f, chk);
     }
     __m512i z = _mm512_inserti32x4(_mm512_castsi128_si512(c[0]), c[1], 1);
@@ -222,40 +217,32 @@ static void tile_general(const void *x, int bf16, int64_t off, int64_t w, kn_dty
   *st = s;
 }
 
-/* Rows of a token-quantized matrix, two passes per row: every full tile's amax and scale first
- * (independent reductions, so they overlap), then the conversions (the row is in L1 by then). */
-static inline __attribute__((always_inline)) void token_rows(const void *x, int bf16, int64_t m, int64_t k,
-                                                             kn_dtype fmt, int pow2, fp8_t *q, float *scales) {
+/* FP32 rows, two passes per row: every full tile's amax and scale first (independent reductions,
+ * so they overlap), then the conversions (the row is in L1 by then). */
+static void token_f32(const float *x, int64_t m, int64_t k, kn_dtype fmt, int pow2, fp8_t *q,
+                      float *scales) {
   const q8_fmt *f = fmt == KN_FP8_E5M2 ? &q8_e5m2 : &q8_e4m3;
   int64_t nt = quant_tiles(k), full = k / QUANT_TILE;
   float inv_stack[64], *inv = full <= 64 ? inv_stack : util_xmalloc((size_t)full * sizeof *inv);
   char chk_stack[64], *chk = full <= 64 ? chk_stack : util_xmalloc((size_t)full);
-  int es = bf16 ? 2 : 4;
   for (int64_t i = 0; i < m; i++) {
     int64_t row = i * k;
     for (int64_t t = 0; t < full; t++) {
       int64_t off = row + t * QUANT_TILE;
-      for (int j = 0; j < 2 * es; j++)
-        _mm_prefetch((const char *)x + (off + Q8_AHEAD) * es + 64 * j, _MM_HINT_T0);
-      int32_t minb, amax_bits = bf16 ? amax_bits_bf16((const bf16_t *)x + off, &minb)
-                                     : amax_bits_f32((const float *)x + off, &minb);
+      for (int j = 0; j < 8; j++) _mm_prefetch((const char *)(x + off + Q8_AHEAD) + 64 * j, _MM_HINT_T0);
+      int32_t minb, amax_bits = amax_bits_f32(x + off, &minb);
       inv[t] = tile_inv(amax_bits, minb, fmt, pow2, f, scales + i * nt + t, chk + t); /* 0: tile_general */
     }
     for (int64_t t = 0; t < nt; t++) {
       int64_t off = row + t * QUANT_TILE;
       if (t >= full || inv[t] == 0.0f) {
-        tile_general(x, bf16, off, t < full ? QUANT_TILE : k - t * QUANT_TILE, fmt, pow2, f, q + off, scales + i * nt + t);
+        tile_general(x, 0, off, t < full ? QUANT_TILE : k - t * QUANT_TILE, fmt, pow2, f, q + off, scales + i * nt + t);
         continue;
       }
-      convert_tile(x, bf16, off, _mm512_set1_ps(inv[t]), f, q + off, chk[t]);
+      convert_tile_f32(x + off, _mm512_set1_ps(inv[t]), f, q + off, chk[t]);
     }
   }
   if (inv != inv_stack) free(inv), free(chk);
-}
-
-static void token_f32(const float *x, int64_t m, int64_t k, kn_dtype fmt, int pow2, fp8_t *q,
-                      float *scales) {
-  token_rows(x, 0, m, k, fmt, pow2, q, scales);
 }
 
 /* ---- BF16 fast paths. The conversion of a full tile of finite values with no lane below the
@@ -413,12 +400,12 @@ static void block_general(const void *w, int bf16, int64_t k, int64_t r0, int64_
   *st = sc;
 }
 
-/* Block quantizers, one block row (128 rows x K) at a time: pass 1 streams its rows in memory
- * order and reduces the magnitude bits of every block, pass 2 converts the rows again (from the
- * last-level cache) with each block's inverse scale. Partial blocks and blocks holding Inf/NaN take
- * the general per-block path. */
-static inline __attribute__((always_inline)) void block_rows(const void *w, int bf16, int64_t n, int64_t k,
-                                                             kn_dtype fmt, int pow2, fp8_t *q, float *scales) {
+/* FP32 blocks, one block row (128 rows x K) at a time: pass 1 streams its rows in memory order and
+ * reduces the magnitude bits of every block, pass 2 converts the rows again (from the last-level
+ * cache) with each block's inverse scale. Partial blocks and blocks holding Inf/NaN take the
+ * general per-block path. */
+static void block_f32(const float *w, int64_t n, int64_t k, kn_dtype fmt, int pow2, fp8_t *q,
+                      float *scales) {
   const q8_fmt *f = fmt == KN_FP8_E5M2 ? &q8_e5m2 : &q8_e4m3;
   int64_t nbr = quant_tiles(n), nbc = quant_tiles(k), fullc = k / QUANT_TILE;
   __m512i mx_stack[Q8_MAX_BLOCKS], mn_stack[Q8_MAX_BLOCKS];
@@ -429,49 +416,37 @@ static inline __attribute__((always_inline)) void block_rows(const void *w, int 
   __m512i *mn = heap ? q8_xalloc64((size_t)nbc * sizeof *mn) : mn_stack;
   float *inv = heap ? util_xmalloc((size_t)nbc * sizeof *inv) : inv_stack;
   char *chk = heap ? util_xmalloc((size_t)nbc) : chk_stack;
-  int es = bf16 ? 2 : 4;
+  const __m512i mag = _mm512_set1_epi32(0x7fffffff);
   for (int64_t br = 0; br < nbr; br++) {
     int64_t r0 = br * QUANT_TILE, rows = n - r0 < QUANT_TILE ? n - r0 : QUANT_TILE;
-    /* magnitudes: 16-bit lanes for BF16 (32 per op), 32-bit for FP32 */
-    __m512i magmask = bf16 ? _mm512_set1_epi16(0x7fff) : _mm512_set1_epi32(0x7fffffff);
-    for (int64_t b = 0; b < fullc; b++) mx[b] = _mm512_setzero_si512(), mn[b] = magmask;
+    for (int64_t b = 0; b < fullc; b++) mx[b] = _mm512_setzero_si512(), mn[b] = mag;
     for (int64_t r = 0; r < rows; r++)
       for (int64_t b = 0; b < fullc; b++) {
         int64_t off = (r0 + r) * k + b * QUANT_TILE;
-        for (int j = 0; j < 2 * es; j++)
-          _mm_prefetch((const char *)w + (off + Q8_AHEAD) * es + 64 * j, _MM_HINT_T0);
+        for (int j = 0; j < 8; j++) _mm_prefetch((const char *)(w + off + Q8_AHEAD) + 64 * j, _MM_HINT_T0);
         __m512i hi = mx[b], lo = mn[b];
-        for (int j = 0; j < 2 * es; j++) {
-          __m512i a = _mm512_and_si512(_mm512_loadu_si512((const char *)w + off * es + 64 * j), magmask);
-          if (bf16) hi = _mm512_max_epu16(hi, a), lo = _mm512_min_epu16(lo, a);
-          else hi = _mm512_max_epi32(hi, a), lo = _mm512_min_epi32(lo, a);
+        for (int j = 0; j < 8; j++) {
+          __m512i a = _mm512_and_si512(_mm512_loadu_si512(w + off + 16 * j), mag);
+          hi = _mm512_max_epi32(hi, a), lo = _mm512_min_epi32(lo, a);
         }
         mx[b] = hi, mn[b] = lo;
       }
     for (int64_t b = 0; b < nbc; b++) {
       int32_t amax_bits = 0x7f800000, minb = 0;
-      if (b < fullc) {
-        amax_bits = bf16 ? hmax_u16(mx[b]) : _mm512_reduce_max_epi32(mx[b]);
-        minb = bf16 ? hmin_u16(mn[b]) : _mm512_reduce_min_epi32(mn[b]);
-      }
+      if (b < fullc) amax_bits = _mm512_reduce_max_epi32(mx[b]), minb = _mm512_reduce_min_epi32(mn[b]);
       float *st = scales + br * nbc + b;
       inv[b] = tile_inv(amax_bits, minb, fmt, pow2, f, st, chk + b);
       if (inv[b] == 0.0f)
-        block_general(w, bf16, k, r0, rows, b * QUANT_TILE, b < fullc ? QUANT_TILE : k - b * QUANT_TILE, fmt, pow2, f, q, st);
+        block_general(w, 0, k, r0, rows, b * QUANT_TILE, b < fullc ? QUANT_TILE : k - b * QUANT_TILE, fmt, pow2, f, q, st);
     }
     for (int64_t r = 0; r < rows; r++)
       for (int64_t b = 0; b < fullc; b++) {
         if (inv[b] == 0.0f) continue;
         int64_t off = (r0 + r) * k + b * QUANT_TILE;
-        convert_tile(w, bf16, off, _mm512_set1_ps(inv[b]), f, q + off, chk[b]);
+        convert_tile_f32(w + off, _mm512_set1_ps(inv[b]), f, q + off, chk[b]);
       }
   }
   if (heap) free(mx), free(mn), free(inv), free(chk);
-}
-
-static void block_f32(const float *w, int64_t n, int64_t k, kn_dtype fmt, int pow2, fp8_t *q,
-                      float *scales) {
-  block_rows(w, 0, n, k, fmt, pow2, q, scales);
 }
 
 /* BF16 blocks, software-pipelined over block rows: while row r of block row br is reduced
