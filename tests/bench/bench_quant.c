@@ -49,7 +49,7 @@ static void bench(pool *tp, const quant_kernels *qk, int block, int64_t m, int64
   int64_t n = m * k, ns = block ? quant_tiles(m) * quant_tiles(k) : m * quant_tiles(k);
   bf16_t *x = malloc((size_t)n * 2);
   fp8_t *q = NULL; /* 64-byte aligned, as the kernel suite allocates (the quantizers may then stream) */
-  if (posix_memalign((void **)&q, 64, (size_t)n) != 0) return;
+  if (posix_memalign((void **)&q, 64, (size_t)n ? (size_t)n : 64) != 0) UTIL_SYSFAIL("posix_memalign(%lld): out of memory", (long long)n);
   float *s = malloc((size_t)ns * 4);
   char *cpy = malloc((size_t)n * 2);
   krand r = krand_seed(3);
