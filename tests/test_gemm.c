@@ -192,6 +192,43 @@ static void test_bf16_shapes(void) {
   }
 }
 
+/* The BF16 output's rounding, bit for bit: sums that FP32 holds exactly (A = [1 1 1 0], W rows
+ * [hi, 2^-8 or 0, +-2^-16 or 0, 0], every partial sum within 24 bits) sit exactly on, just above and
+ * just below BF16 halfway points with even and odd last bits, so each output must equal
+ * f32_to_bf16 of its exact sum: round to nearest even, which the tolerance of the other tests
+ * cannot see. Rows 1..7 cover the fused-output kernels' row counts and the epilogue. */
+static void test_bf16_rounding(void) {
+  enum { N = 96, K = 4, LDA = 6 };
+  bf16_t a[7 * LDA], w[N * K];
+  float exact[N];
+  for (int i = 0; i < 7 * LDA; i++) a[i] = f32_to_bf16(i % LDA < 3 ? 1.0f : 0.0f);
+  for (int j = 0; j < N; j++) {
+    float hi = 1.0f + (float)(j / 8) * 0x1p-7f, mid = (j & 1) ? 0x1p-8f : 0.0f;
+    float lo = (j & 6) == 2 ? 0x1p-16f : (j & 6) == 4 ? -0x1p-16f : (j & 6) == 6 ? 0x1p-15f : 0.0f;
+    float v[K] = {hi, mid, lo, 0.0f};
+    for (int kk = 0; kk < K; kk++) w[j * K + kk] = f32_to_bf16(v[kk]);
+    exact[j] = hi + mid + lo; /* exact in FP32 */
+  }
+  gemm_mat am = {KN_BF16, a, LDA, NULL, 0}, wm = {KN_BF16, w, K, NULL, 0};
+  gemm_packed *wp = gemm_pack(&wm, N, K);
+  T_CHECK(wp != NULL);
+  for (int i = 0; i < gemm_variant_count(); i++) {
+    const gemm_variant *v = gemm_variant_at(i);
+    if (!v->supported()) continue;
+    for (int m = 1; m <= 7; m++) {
+      bf16_t c[7 * N];
+      gemm_out co = {KN_BF16, c, N};
+      gemm_opts o = {.variant = v};
+      T_CHECK(gemm_run(NULL, m, &am, wp, &co, &o) == 0);
+      int bad = 0;
+      for (int r = 0; r < m; r++)
+        for (int j = 0; j < N; j++) bad += c[r * N + j] != f32_to_bf16(exact[j]);
+      T_CHECKF(bad == 0, "%s m=%d: %d BF16 outputs not rounded to nearest even", v->name, m, bad);
+    }
+  }
+  gemm_packed_free(wp);
+}
+
 static void test_fp8_shapes(void) {
   for (int i = 0; i < gemm_variant_count(); i++) {
     const gemm_variant *v = gemm_variant_at(i);
@@ -459,6 +496,7 @@ int main(void) {
   T_RUN(test_registry);
   T_RUN(test_fp8_decode);
   T_RUN(test_bf16_shapes);
+  T_RUN(test_bf16_rounding);
   T_RUN(test_fp8_shapes);
   T_RUN(test_swiglu);
   T_RUN(test_large_tiny);
