@@ -12,6 +12,7 @@
 #include <immintrin.h>
 #include <math.h>
 
+#include "cvt_bf16_avx512.h"
 #include "gemm_internal.h"
 
 #define UNROLL _Pragma("GCC unroll 16")
@@ -58,16 +59,6 @@ static inline __attribute__((always_inline)) void ukr_f32(const int mr, const in
 UKR_ROWS(2)
 #define ROW8(NV) ukr_1x##NV, ukr_2x##NV, ukr_3x##NV, ukr_4x##NV, ukr_5x##NV, ukr_6x##NV, ukr_7x##NV, ukr_8x##NV
 
-/* 16 floats -> 16 BF16 words, exactly as f32_to_bf16. */
-static inline __m256i cvt_bf16(__m512 x) {
-  __m512i u = _mm512_castps_si512(x);
-  __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
-  __mmask16 nan = _mm512_cmp_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000),
-                                        _MM_CMPINT_NLE);
-  r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
-  return _mm512_cvtepi32_epi16(r);
-}
 
 /* exp(x) for 16 lanes: 2^n * p(r), r = x - n ln2 in [-ln2/2, ln2/2], degree-6 Taylor polynomial. */
 static inline __m512 exp16(__m512 x) {
@@ -96,7 +87,7 @@ void gemm_store_avx512(const float *g, const float *u, int64_t n, void *dst, int
     __mmask16 m = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
     __m512 x = _mm512_maskz_loadu_ps(m, g + j);
     if (swiglu) x = silu_mul16(x, _mm512_maskz_loadu_ps(m, u + j));
-    if (out_bf16) _mm256_mask_storeu_epi16((bf16_t *)dst + j, m, cvt_bf16(x));
+    if (out_bf16) _mm256_mask_storeu_epi16((bf16_t *)dst + j, m, cvt_bf16_avx512(x));
     else _mm512_mask_storeu_ps((float *)dst + j, m, x);
   }
 }

@@ -18,6 +18,7 @@
  * each word where the BF16 strip layout wants it (see gemm_internal.h). */
 #include <immintrin.h>
 
+#include "cvt_bf16_avx512.h"
 #include "gemm_internal.h"
 
 #define UNROLL _Pragma("GCC unroll 16")
@@ -55,17 +56,6 @@ static inline __attribute__((always_inline)) void tile_sum(const int mr, const i
   }
 }
 
-/* 16 floats -> 16 BF16 words, exactly as f32_to_bf16 (and gemm_store_avx512): round to nearest even
- * on the bits, NaN kept quiet. (vcvtneps2bf16 would flush subnormals.) */
-static inline __m256i cvt_bf16(__m512 x) {
-  __m512i u = _mm512_castps_si512(x);
-  __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
-  __mmask16 nan = _mm512_cmp_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000),
-                                        _MM_CMPINT_NLE);
-  r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
-  return _mm512_cvtepi32_epi16(r);
-}
 
 static inline __attribute__((always_inline)) void ukr_bf16_out(const int mr, const int nv, int64_t kp,
                                                                const uint32_t *a, int64_t as, const bf16_t *b,
@@ -76,7 +66,7 @@ static inline __attribute__((always_inline)) void ukr_bf16_out(const int mr, con
   UNROLL for (int i = 0; i < mr; i++) UNROLL for (int v = 0; v < nv; v++) {
     __m512 r = acc[i][v];
     if (!(flags & GEMM_UKR_FIRST)) r = _mm512_add_ps(r, _mm512_load_ps(ws + i * ldws + 16 * v));
-    if (flags & GEMM_UKR_CBF16) _mm256_storeu_si256((__m256i *)((bf16_t *)c + i * ldc + 16 * v), cvt_bf16(r));
+    if (flags & GEMM_UKR_CBF16) _mm256_storeu_si256((__m256i *)((bf16_t *)c + i * ldc + 16 * v), cvt_bf16_avx512(r));
     else _mm512_storeu_ps((float *)c + i * ldc + 16 * v, r);
   }
 }
