@@ -83,6 +83,11 @@ static void bench(pool *tp, const quant_kernels *qk, int block, int64_t m, int64
 int main(void) {
   flush_buf = util_xmalloc(FLUSH_BYTES);
   printf("bench_quant: BF16 -> FP8 E4M3 quantizers vs memcpy (bytes read + written), median of %d\n", REPS);
+  printf("this CPU's quantizers: %s (what moesim runs here); %s\n", quant_best()->backend,
+         quant_backend(CPU_AVX2) && quant_backend(CPU_AVX2) != quant_best()
+             ? "avx2 rows: the fallback of a CPU without AVX-512, run here for reference"
+             : "no other backend to compare");
+  printf("a quantizer reading at memcpy's read rate scores 0.75 (it writes 1 byte per 2 read; memcpy 2 per 2)\n");
   for (int th = 1; th <= 2; th++) {
     pool *tp = pool_create(th, 1);
     const quant_kernels *be[3] = {quant_best(), quant_backend(CPU_AVX2), NULL};
