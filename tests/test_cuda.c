@@ -237,6 +237,13 @@ static void test_tile_scheduler(void) {
   }
 }
 
+/* Plans hold the wgmma variant's TMA descriptors, which the driver refuses unless 64-byte aligned
+ * (a calloc'd plan is 16-byte aligned: the wgmma variant would be "unavailable" on the GPU). */
+static void test_gemm_plan_alignment(void) {
+  char why[256] = "";
+  T_CHECKF(gk_gemm_plan_align_check(why, sizeof why) == 0, "%s", why);
+}
+
 static void quiet_validate(void *arg) {
   suite_call *s = arg;
   s->rc = gpu_suite_run(&s->o);
@@ -288,6 +295,7 @@ int main(void) {
   T_RUN(test_quant_scale);
   T_RUN(test_gemm_plan_checks);
   T_RUN(test_tile_scheduler);
+  T_RUN(test_gemm_plan_alignment);
   T_RUN(test_gpu_validation);
   T_RUN(test_gpu_copy);
 #endif

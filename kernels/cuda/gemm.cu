@@ -242,6 +242,31 @@ struct gk_gemm_plan {
   gk_wgmma_plan wg;  /* variant 3's own plan */
 };
 
+/* A zeroed plan, aligned as its type asks: it holds CUtensorMaps (alignas(128) in cuda.h), which
+ * cuTensorMapEncodeTiled refuses unless 64-byte aligned, and calloc gives 16. */
+static gk_gemm_plan *gk_plan_alloc(void) {
+  void *p = nullptr;
+  if (posix_memalign(&p, alignof(gk_gemm_plan), sizeof(gk_gemm_plan)) != 0) return nullptr;
+  memset(p, 0, sizeof(gk_gemm_plan));
+  return (gk_gemm_plan *)p;
+}
+
+extern "C" int gk_gemm_plan_align_check(char *why, size_t why_len) {
+  gk_gemm_plan *keep[16];
+  int rc = 0;
+  for (int i = 0; i < 16; i++) {
+    keep[i] = gk_plan_alloc(); /* held, so that each allocation lands somewhere new */
+    const uintptr_t a0 = keep[i] ? (uintptr_t)&keep[i]->wg.tm[0] : 0, a1 = keep[i] ? (uintptr_t)&keep[i]->wg.tm[1] : 0;
+    if (rc == 0 && (!keep[i] || a0 % 64 || a1 % 64)) {
+      snprintf(why, why_len, "plan %d: tensor maps at %#lx and %#lx, not 64-byte aligned", i, (unsigned long)a0,
+               (unsigned long)a1);
+      rc = -1;
+    }
+  }
+  for (int i = 0; i < 16; i++) free(keep[i]);
+  return rc;
+}
+
 extern "C" int64_t gk_gemm_rows(const gk_gemm_desc *d) {
   return d->layout == GK_MASKED ? (int64_t)d->groups * d->m : d->m;
 }
@@ -323,7 +348,7 @@ extern "C" int gk_gemm_plan_make(const gk_gemm_desc *d, int variant, gk_gemm_pla
     cudaGetLastError();
     return -1;
   }
-  gk_gemm_plan *P = (gk_gemm_plan *)calloc(1, sizeof *P);
+  gk_gemm_plan *P = gk_plan_alloc();
   if (!P) {
     snprintf(why, why_len, "out of memory");
     return -1;

@@ -88,6 +88,10 @@ const char *gk_gemm_variant_name(int variant);
 int gk_sched_check(int layout, int groups, const int32_t *counts, int64_t m, int64_t n, int bm, int bn, char *why,
                    size_t why_len);
 
+/* Host check of the plan allocator: 0 when plans come out aligned as their TMA descriptors need
+ * (64 bytes, cuTensorMapEncodeTiled's rule), -1 with why otherwise. */
+int gk_gemm_plan_align_check(char *why, size_t why_len);
+
 /* Per-token (1x128) quantization of BF16 x[t][h] (h a multiple of 128) into FP8 q[t][h] and FP32
  * scales (layout above; sf_mmajor 0: sf[t][h/128], 1: sf[j * sf_ld + t]). pow2: scales rounded up
  * to powers of two. Bit-identical to kernels/ref/quant_ref.c (amax over finite values, floored at
