@@ -49,11 +49,13 @@ typedef struct gk_tile {
   int n0;      /* first column of D (row of B within the group) */
 } gk_tile;
 
-/* Fills the table; called by all threads of the CTA (warp 0 works, then a __syncthreads). */
+/* Fills the table; called by all threads of the CTA (warp 0 works, then a __syncthreads). Warp 0
+ * and its lanes come from the linear thread index, so 2-D blocks (the naive kernel's 16 x 16) work. */
 __device__ __forceinline__ void gk_sched_build(gk_sched *S, const gk_kargs &p, int bm) {
-  if (threadIdx.x < 32) {
+  const int tid = (int)(threadIdx.x + threadIdx.y * blockDim.x);
+  if (tid < 32) {
     const unsigned full = 0xffffffffu;
-    const int lane = threadIdx.x;
+    const int lane = tid;
     int row_carry = 0, mt_carry = 0;
     for (int g0 = 0; g0 < p.groups; g0 += 32) {
       const int g = g0 + lane;
