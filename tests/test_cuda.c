@@ -244,6 +244,17 @@ static void test_gemm_plan_alignment(void) {
   T_CHECKF(gk_gemm_plan_align_check(why, sizeof why) == 0, "%s", why);
 }
 
+/* cuBLASLt's block-scaled plan refuses k / 128 not a multiple of 4 before touching the device. */
+static void test_blas_fp8_k_rule(void) {
+  char why[256] = "";
+  gk_blas_plan *p = (gk_blas_plan *)&why; /* must come back NULL */
+  T_EQ_INT(gk_blas_fp8_make(&p, 208, 272, 384, (const uint8_t *)16, (const float *)16, (const uint8_t *)16,
+                            (const float *)16, (uint16_t *)16, why, sizeof why),
+           -1);
+  T_CHECK(p == NULL);
+  T_CHECKF(strstr(why, "multiple of 4") != NULL, "%s", why);
+}
+
 static void quiet_validate(void *arg) {
   suite_call *s = arg;
   s->rc = gpu_suite_run(&s->o);
@@ -296,6 +307,7 @@ int main(void) {
   T_RUN(test_gemm_plan_checks);
   T_RUN(test_tile_scheduler);
   T_RUN(test_gemm_plan_alignment);
+  T_RUN(test_blas_fp8_k_rule);
   T_RUN(test_gpu_validation);
   T_RUN(test_gpu_copy);
 #endif

@@ -9,7 +9,13 @@
  * A' = the weights (transposed, BLK128x128 scales [n/128][k/128]) and B' = the activations (VEC128
  * scales, M-major [k/128][m]) — the operand order PyTorch's scaled_mm uses. Should cuBLASLt offer
  * no algorithm for that order, the swapped order is tried, which writes D transposed (n x m
- * row-major); the plan says so and checks read it accordingly. */
+ * row-major); the plan says so and checks read it accordingly.
+ *
+ * The 128x128 weight scales are passed as gk.h lays them out, [n/128][k/128] with k/128
+ * contiguous and no padding. cuBLASLt's 2-D scale tensor wants 16-byte-aligned rows (PyTorch's
+ * _scaled_mm asks for that layout with the row stride rounded up to 4 floats), so the plan refuses
+ * a k whose k/128 is not a multiple of 4 rather than hand cuBLASLt rows it may read at another
+ * stride; every V3 shape has k/128 in {4, 12, 16, 56, 128}. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +101,11 @@ static int lt_try(gk_blas_plan *p, const void *ap, const float *sa, int32_t mode
 int gk_blas_fp8_make(gk_blas_plan **out, int64_t m, int64_t n, int64_t k, const uint8_t *a, const float *sfa,
                      const uint8_t *b, const float *sfb, uint16_t *d, char *why, size_t why_len) {
   *out = NULL;
+  if (k <= 0 || k % 512) {
+    snprintf(why, why_len, "k = %lld: cuBLASLt's 128x128 scales need k / 128 to be a multiple of 4 (16-byte rows)",
+             (long long)k);
+    return -1;
+  }
   gk_blas_plan *p = calloc(1, sizeof *p);
   if (!p) return -1;
   p->kind = 0;

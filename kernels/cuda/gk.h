@@ -139,7 +139,7 @@ float gk_quant_scale_host(float amax, int e5m2, int pow2);
 /* Vendor baselines (blas.c): a plan per problem, as for the GEMM variants. */
 typedef struct gk_blas_plan gk_blas_plan;
 /* cuBLASLt block-scaled FP8 GEMM on the layouts above (dense, sfa_ld = m). Returns 0, or -1 with
- * why (no algorithm on this GPU / cuBLAS version). */
+ * why (k / 128 not a multiple of 4, see blas.c; no algorithm on this GPU / cuBLAS version). */
 int gk_blas_fp8_make(gk_blas_plan **out, int64_t m, int64_t n, int64_t k, const uint8_t *a, const float *sfa,
                      const uint8_t *b, const float *sfb, uint16_t *d, char *why, size_t why_len);
 /* cuBLAS BF16 GEMM (cublasGemmEx, FP32 compute). */
