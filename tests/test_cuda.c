@@ -19,6 +19,7 @@
 #define MOESIM_GPU_WANT_NCCL 1
 #include "cuda/check.h"
 #include "cuda/gk.h"
+#include "cuda/suite.h"
 #include "krand.h"
 #include "quant.h"
 #endif
@@ -244,6 +245,23 @@ static void test_gemm_plan_alignment(void) {
   T_CHECKF(gk_gemm_plan_align_check(why, sizeof why) == 0, "%s", why);
 }
 
+/* The GEMM checks' tolerance: 2^-8 |ref| (BF16 output rounding) + atol_rel * sum |terms|; a NaN or
+ * an infinity never passes; worst tracks err / tolerance. */
+static void test_gs_close(void) {
+  double worst = 0;
+  T_CHECK(gs_close(1.0f, 1.0, 1.0, 0, &worst));
+  T_CHECK(gs_close(1.0f + 0x1p-8f, 1.0, 1.0, 0, &worst));   /* exactly at the tolerance */
+  T_CHECK(!gs_close(1.0f + 0x1p-7f, 1.0, 1.0, 0, &worst));  /* twice it */
+  T_NEAR(worst, 2.0, 1e-9);
+  T_CHECK(gs_close(-1.0f - 0x1p-8f, -1.0, 1.0, 0, NULL));   /* |ref| for negative references */
+  T_CHECK(gs_close(0.5f, 0.0, 100.0, 5e-3, NULL));          /* cancellation: absref sets the scale */
+  T_CHECK(!gs_close(0.5f, 0.0, 100.0, 4e-3, NULL));
+  worst = 0;
+  T_CHECK(!gs_close(NAN, 1.0, 1.0, 1.0, &worst));
+  T_CHECK(worst > 1e29);
+  T_CHECK(!gs_close(INFINITY, 1.0, 1e300, 1.0, NULL));
+}
+
 /* cuBLASLt's block-scaled plan refuses k / 128 not a multiple of 4 before touching the device. */
 static void test_blas_fp8_k_rule(void) {
   char why[256] = "";
@@ -308,6 +326,7 @@ int main(void) {
   T_RUN(test_tile_scheduler);
   T_RUN(test_gemm_plan_alignment);
   T_RUN(test_blas_fp8_k_rule);
+  T_RUN(test_gs_close);
   T_RUN(test_gpu_validation);
   T_RUN(test_gpu_copy);
 #endif
