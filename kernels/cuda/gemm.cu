@@ -74,6 +74,7 @@ __global__ void __launch_bounds__(256) k_gemm_naive(const gk_kargs p) {
 #define GK_MMA_STAGES 3
 #define GK_MMA_SCHED_BYTES ((int)((sizeof(gk_sched) + 127) / 128 * 128))
 #define GK_MMA_SMEM (GK_MMA_SCHED_BYTES + GK_MMA_STAGES * (GK_MMA_BM + GK_MMA_BN) * GK_MMA_LD)
+static_assert(GK_MMA_SMEM <= 163 * 1024, "the mma variant must fit an sm_80 CTA's shared memory (163 KiB)");
 
 static __device__ __forceinline__ void mma_cp16(void *dst, const void *src, bool ok) {
   const uint32_t d = (uint32_t)__cvta_generic_to_shared(dst);

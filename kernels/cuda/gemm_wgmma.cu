@@ -204,6 +204,10 @@ struct wg_cfg {
   static constexpr int kStageBytes = (BM + BN) * 128;        /* one 128-byte K slice of A and B */
   static constexpr int kStages = 196608 / kStageBytes < 8 ? 196608 / kStageBytes : 8;
   static constexpr int kSmem = kStages * kStageBytes + 2 * kStages * 8 + (int)sizeof(gk_sched) + 1024;
+  static_assert(kSmem <= 227 * 1024, "more dynamic shared memory than an sm_90 CTA may have");
+  static_assert((BM * 128) % 1024 == 0 && (BN * 128) % 1024 == 0,
+                "every stage must start 1024-byte aligned: the 128-byte swizzle atom the descriptors assume");
+  static_assert(kThreads <= 1024 && (kConsumers == 1 || kConsumers == 2), "one or two consumer warpgroups");
 };
 
 template <int BM, int BN, bool FP8>
