@@ -196,6 +196,7 @@ int gsg_validate(gs_ctx *c, int dtype) {
   for (int v = 1; v < GK_GEMM_NVARIANTS; v++) {
     int tb[8], tn[8];
     const int nt = gk_gemm_tiles(v, dtype, tb, tn, 8);
+    char said[256] = ""; /* the last "unavailable" reason printed for this variant */
     for (int t = 0; t < nt; t++) {
       double worst_all = 0;
       int ok = 1, avail = 1;
@@ -222,9 +223,13 @@ int gsg_validate(gs_ctx *c, int dtype) {
         if (worst > worst_all) worst_all = worst;
         gk_gemm_plan_free(pl);
       }
-      if (!avail) {
-        if (t == 0) gs_say(c, "  validate %s %-16s unavailable here: %s", dt, gk_gemm_variant_name(v), why);
-        break;
+      if (!avail) { /* this tile only: the variant's other tiles are still tried */
+        if (strcmp(why, said) != 0) {
+          gs_say(c, "  validate %s %-16s unavailable here (tile %dx%d): %s", dt, gk_gemm_variant_name(v), tb[t], tn[t],
+                 why);
+          snprintf(said, sizeof said, "%s", why);
+        }
+        continue;
       }
       ok_tile[dtype][v][t] = ok;
       if (!ok) all_ok[dtype] = 0, c->failures++;
