@@ -273,6 +273,62 @@ static void test_blas_fp8_k_rule(void) {
   T_CHECKF(strstr(why, "multiple of 4") != NULL, "%s", why);
 }
 
+/* The launchers of quant.cu and permute.cu refuse bad shapes before any CUDA call (so a wrong
+ * call in the suite is an error code, never a kernel reading out of bounds), and an empty problem
+ * launches nothing and succeeds. No GPU is needed: none of these paths reaches the runtime. */
+static void test_launcher_checks(void) {
+  void *x = (void *)256; /* never dereferenced on these paths */
+  const int bad = (int)cudaErrorInvalidValue;
+  T_EQ_INT(gk_quant_token(x, 4, 100, GK_E4M3, 0, x, x, 0, 4, 0), bad);  /* h not a multiple of 128 */
+  T_EQ_INT(gk_quant_token(x, -1, 128, GK_E4M3, 0, x, x, 0, 4, 0), bad); /* negative t */
+  T_EQ_INT(gk_quant_token(x, 8, 128, GK_E4M3, 0, x, x, 1, 7, 0), bad);  /* M-major scales: sf_ld < t */
+  T_EQ_INT(gk_quant_token(x, 0, 128, GK_E4M3, 0, x, x, 0, 0, 0), 0);    /* nothing to do */
+  T_EQ_INT(gk_quant_block(x, 4, 200, GK_E4M3, 0, x, x, 0), bad);
+  T_EQ_INT(gk_quant_block(x, -1, 128, GK_E4M3, 0, x, x, 0), bad);
+  T_EQ_INT(gk_quant_block(x, 0, 128, GK_E4M3, 0, x, x, 0), 0);
+  T_EQ_INT(gk_dequant_token(x, x, 4, 64, GK_E4M3, x, 0), bad);
+  T_EQ_INT(gk_dequant_token(x, x, 0, 128, GK_E4M3, x, 0), 0);
+  T_EQ_INT(gk_dispatch(x, x, 4, 96, 8, x, x, x, 0), bad);  /* h not a multiple of 128 */
+  T_EQ_INT(gk_dispatch(x, x, 4, 128, 0, x, x, x, 0), bad); /* topk 0 */
+  T_EQ_INT(gk_dispatch(x, x, 4, 128, 33, x, x, x, 0), bad); /* more slots than the kernel's table */
+  T_EQ_INT(gk_dispatch(x, x, 0, 128, 8, x, x, x, 0), 0);
+  T_EQ_INT(gk_combine(x, x, x, 4, 12, 8, x, 0), bad); /* h not a multiple of 8 (16-byte rows) */
+  T_EQ_INT(gk_combine(x, x, x, 4, 128, 33, x, 0), bad);
+  T_EQ_INT(gk_combine(x, x, x, 0, 128, 8, x, 0), 0);
+  T_EQ_INT(gk_route_layout(x, 4, 8, 0, x, x, x, x, 0), bad);    /* no experts */
+  T_EQ_INT(gk_route_layout(x, 4, 8, 1025, x, x, x, x, 0), bad); /* more than the scan's 1024 threads */
+  T_EQ_INT(gk_route_layout(x, 4, 0, 256, x, x, x, x, 0), bad);
+  /* scratch: one count per (chunk of 1024 routes, expert), at least one chunk */
+  T_CHECK(gk_route_scratch_bytes(1000, 8, 256) >= 8 * 256 * sizeof(int32_t));
+  T_CHECK(gk_route_scratch_bytes(4096, 8, 256) >= 32 * 256 * sizeof(int32_t));
+  T_CHECK(gk_route_scratch_bytes(0, 8, 256) >= 256 * sizeof(int32_t));
+}
+
+/* One GPU (the H200 session's case): NCCL all-to-all is refused before NCCL is touched, and the
+ * suite's nccl family records a skip (never a failure, never a row). */
+static void nccl_family_one_gpu(void *arg) { gs_family_nccl((gs_ctx *)arg, 1); }
+
+static void test_nccl_one_gpu_skips(void) {
+  char why[256] = "";
+  const uint64_t bytes[1] = {1024};
+  double med = -1, mn = -1;
+  T_EQ_INT(gk_nccl_a2a_time(1, bytes, 0, 5, &med, &mn, why, sizeof why), -1);
+  T_CHECKF(why[0] != 0, "no reason given");
+  T_CHECK(med == -1 && mn == -1);
+  gs_ctx c;
+  memset(&c, 0, sizeof c);
+  c.ndev = 1, c.reps = 5, c.quiet = 1;
+  char out[1024];
+  capture(1, nccl_family_one_gpu, &c, out, sizeof out);
+  T_EQ_INT(c.skipped, 1);
+  T_EQ_INT(c.failures, 0);
+  T_EQ_INT((long long)c.rows.len, 0);
+  T_CHECKF(strstr(out, "skipped") != NULL, "%s", out);
+  T_CHECKF(c.summary.data && strstr(c.summary.data, "skipped") != NULL, "summary: %s", c.summary.data ? c.summary.data : "");
+  util_buf_free(&c.summary);
+  kt_free(&c.rows);
+}
+
 static void quiet_validate(void *arg) {
   suite_call *s = arg;
   s->rc = gpu_suite_run(&s->o);
@@ -327,6 +383,8 @@ int main(void) {
   T_RUN(test_gemm_plan_alignment);
   T_RUN(test_blas_fp8_k_rule);
   T_RUN(test_gs_close);
+  T_RUN(test_launcher_checks);
+  T_RUN(test_nccl_one_gpu_skips);
   T_RUN(test_gpu_validation);
   T_RUN(test_gpu_copy);
 #endif
