@@ -36,17 +36,17 @@ min_build() {
   CUDA_HOME=${CUDA_HOME:-${NVCC%/bin/nvcc}}
   CC=${CC:-cc}
   NCCL="-lnccl"
-  NOCCL=""
+  NOLIBS=""
   if [ ! -f "$CUDA_HOME/include/nccl.h" ] || ! ls "$CUDA_HOME"/lib64/libnccl.so* >/dev/null 2>&1; then
     NCCL=""
-    NOCCL="-DMOESIM_NO_NCCL"
+    NOLIBS="-DMOESIM_NO_NCCL"
   fi
   # No cuBLAS in this CUDA: the vendor baselines are left out (reported as skipped), not the suite.
   BLAS="-lcublasLt -lcublas"
   if [ ! -f "$CUDA_HOME/include/cublasLt.h" ] || ! ls "$CUDA_HOME"/lib64/libcublasLt.so* >/dev/null 2>&1 ||
     ! ls "$CUDA_HOME"/lib64/libcublas.so* >/dev/null 2>&1; then
     BLAS=""
-    NOCCL="$NOCCL -DMOESIM_NO_CUBLAS"
+    NOLIBS="$NOLIBS -DMOESIM_NO_CUBLAS"
     echo "left out: cuBLAS (not in $CUDA_HOME): vendor baselines skipped" >>"$MIN/skipped.txt"
   fi
   for f in kernels/cuda/*.cu; do
@@ -63,7 +63,7 @@ min_build() {
     esac
     o="$MIN/o/$(echo "$f" | tr '/' '_').o"
     # shellcheck disable=SC2086
-    $CC -O2 -std=c11 -D_GNU_SOURCE -pthread -Isim -Ikernels -I. -I"$CUDA_HOME/include" -DMOESIM_CUDA=1 $NOCCL $isa \
+    $CC -O2 -std=c11 -D_GNU_SOURCE -pthread -Isim -Ikernels -I. -I"$CUDA_HOME/include" -DMOESIM_CUDA=1 $NOLIBS $isa \
       -c "$f" -o "$o" 2>>"$MIN/skipped.txt" || echo "left out: $f" >>"$MIN/skipped.txt"
   done
   wait
