@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "gemm.h"
 #include "gemm_internal.h"
@@ -237,6 +238,14 @@ typedef struct gemm_unit {
   int64_t p0, p1;     /* panel range */
 } gemm_unit;
 
+/* A contiguous run of units that one thread starts on; threads that finish theirs take units from
+ * the front of the others' (one cache line each: the counters are written by every thread). */
+typedef struct gemm_range {
+  atomic_llong next; /* next unit of the run */
+  int64_t end;       /* one past its last unit */
+  char pad[64 - sizeof(atomic_llong) - sizeof(int64_t)];
+} gemm_range;
+
 typedef struct gemm_call {
   const gemm_impl *impl;  /* micro-kernels */
   gemm_job *jobs;         /* the jobs */
@@ -245,7 +254,8 @@ typedef struct gemm_call {
   atomic_llong next_apanel; /* phase 1: next micro-panel to pack */
   gemm_unit *units;       /* phase 2 work, in locality order */
   int64_t nunits;         /* how many */
-  atomic_llong next_unit; /* phase 2: next unit to compute */
+  gemm_range *ranges;     /* phase 2: one run of units per thread */
+  int nranges;            /* how many */
   int64_t kp;             /* K pairs (shared by all jobs) */
   int64_t kblocks;        /* 128-wide K blocks */
   int promo_pairs;        /* FP8 promotion interval in pairs */
@@ -389,18 +399,29 @@ static void block_store(const gemm_call *cl, const gemm_job *jb, int64_t r0, int
   }
 }
 
-/* Phase 2: the threads that run take units from a shared counter (a thread descheduled by another
- * program on a shared machine delays nothing: the others do its part). */
+/* Phase 2: thread tid computes its own run of units first, in order (the weights of consecutive
+ * panels are contiguous: one stream from memory, prefetched across panel boundaries), then takes
+ * units from the front of the other runs, so that a thread descheduled by another program on a
+ * shared machine (or never started: pool_run_dynamic) delays nothing: the others do its part. */
+static int64_t next_unit(gemm_call *cl, int *r) {
+  for (int tries = 0; tries < cl->nranges; tries++, *r = (*r + 1) % cl->nranges) {
+    gemm_range *g = &cl->ranges[*r];
+    if (atomic_load_explicit(&g->next, memory_order_relaxed) >= g->end) continue;
+    int64_t u = atomic_fetch_add(&g->next, 1);
+    if (u < g->end) return u;
+  }
+  return -1;
+}
+
 static void compute_worker(void *arg, int tid, int nthreads) {
   gemm_call *cl = arg;
-  (void)tid;
   (void)nthreads;
   int nv_max = cl->impl->nv;
   gemm_scratch sc = {.ldws = 16 * nv_max};
-  int have = 0;
+  int have = 0, r = tid % cl->nranges;
   for (;;) {
-    int64_t u = atomic_fetch_add(&cl->next_unit, 1);
-    if (u >= cl->nunits) break;
+    int64_t u = next_unit(cl, &r);
+    if (u < 0) break;
     if (!have) {
       sc.ws[0] = aligned_alloc64((size_t)(GEMM_MC * sc.ldws) * sizeof(float));
       sc.ws[1] = cl->epi == GEMM_EPI_SWIGLU ? aligned_alloc64((size_t)(GEMM_MC * sc.ldws) * sizeof(float)) : sc.ws[0];
@@ -444,6 +465,14 @@ static void make_units(gemm_call *cl, int nthreads) {
     for (int64_t r0 = 0; r0 < cl->jobs[j].m; r0 += cl->jobs[j].mc)
       for (int64_t u = 0; u < runs; u++)
         cl->units[cl->nunits++] = (gemm_unit){j, r0, panels * u / runs, panels * (u + 1) / runs};
+  }
+  /* A panel narrower than a group holds every other line of its weights: the threads then share
+   * one run, so that the panels of a group (adjacent lines, fetched in pairs) run at the same time */
+  cl->nranges = cl->impl->nv < GEMM_GROUP ? 1 : nthreads;
+  cl->ranges = aligned_alloc64((size_t)cl->nranges * sizeof *cl->ranges);
+  for (int t = 0; t < cl->nranges; t++) {
+    atomic_init(&cl->ranges[t].next, cl->nunits * t / cl->nranges);
+    cl->ranges[t].end = cl->nunits * (t + 1) / cl->nranges;
   }
 }
 
@@ -516,10 +545,10 @@ static int run_jobs(pool *tp, gemm_job *jobs, int njobs, const gemm_opts *o) {
   for (int j = 0; j < njobs; j++) jobs[j].apk = apk + jobs[j].apanel0 * mr * cl.kp;
   make_units(&cl, pool_threads(tp));
   atomic_init(&cl.next_apanel, 0);
-  atomic_init(&cl.next_unit, 0);
   pool_run_dynamic(tp, pack_a_worker, &cl);
   pool_run_dynamic(tp, compute_worker, &cl);
   free(cl.units);
+  free(cl.ranges);
   ws_put(apk, apk_bytes);
   return 0;
 }
@@ -638,9 +667,31 @@ static pthread_mutex_t best_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static int m_class(int64_t m) { return m <= 8 ? 0 : m <= 64 ? 1 : m <= 256 ? 2 : 3; }
 
-/* Seconds of one run of variant v on the probe shape (1e30 if it fails). */
-static double probe_time(const gemm_variant *v, int64_t m, const gemm_mat *a, const gemm_packed *w, gemm_out *c) {
+/* The last-level cache of the CPU this runs on: Linux's sysfs (what the kernel reports for this
+ * core; glibc's sysconf can report a whole host's L3 in a VM), else sysconf, else 32 MiB; clamped
+ * to [8, 128] MiB. */
+static size_t llc_bytes(void) {
+  long v = -1;
+  FILE *f = fopen("/sys/devices/system/cpu/cpu0/cache/index3/size", "r");
+  if (f) {
+    char unit = 0;
+    long n = 0;
+    if (fscanf(f, "%ld%c", &n, &unit) >= 1) v = unit == 'K' ? n << 10 : unit == 'M' ? n << 20 : n;
+    fclose(f);
+  }
+  if (v <= 0) v = sysconf(_SC_LEVEL3_CACHE_SIZE);
+  if (v <= 0) v = 32l << 20;
+  return v < (8l << 20) ? 8u << 20 : v > (128l << 20) ? 128u << 20 : (size_t)v;
+}
+
+/* Seconds of one run of variant v on the probe shape (1e30 if it fails), its weights first evicted
+ * from the caches by rewriting `flush` (twice the last-level cache): the weights of an expert come
+ * from memory in a real layer, and which tile streams them best is what the probe must find (with
+ * the weights in L3, a different tile wins at 16-32 rows: by 15-20% the wrong way on a cold run). */
+static double probe_time(const gemm_variant *v, int64_t m, const gemm_mat *a, const gemm_packed *w, gemm_out *c,
+                         unsigned char *flush, size_t flush_bytes) {
   gemm_opts o = {.variant = v};
+  memset(flush, (int)(flush[0] + 1), flush_bytes);
   uint64_t t0 = util_now_ns();
   if (gemm_run(NULL, m, a, w, c, &o) != 0) return 1e30;
   return (double)(util_now_ns() - t0) * 1e-9;
@@ -684,12 +735,14 @@ const gemm_variant *gemm_variant_best(kn_dtype wtype, int64_t m) {
     gemm_packed *wp = gemm_pack(&wm, n, k);
     /* The candidates run in interleaved rounds (a burst of load from other programs then hits them
      * alike), and each keeps its fastest run (other programs only ever slow a run down). */
+    size_t flush_bytes = 2 * llc_bytes();
+    unsigned char *flush = util_xcalloc(flush_bytes, 1);
     double t[UTIL_ARRAY_LEN(variants)];
     for (size_t i = 0; i < UTIL_ARRAY_LEN(variants); i++) t[i] = 1e30;
     for (int r = 0; r < BEST_ROUNDS; r++)
       for (int i = 0; i < gemm_variant_count(); i++) {
         if (!variants[i].supported() || variants[i].isa != top) continue;
-        double s = probe_time(&variants[i], pm, &am, wp, &co);
+        double s = probe_time(&variants[i], pm, &am, wp, &co, flush, flush_bytes);
         if (s < t[i]) t[i] = s;
       }
     double tbest = 1e30;
@@ -699,6 +752,7 @@ const gemm_variant *gemm_variant_best(kn_dtype wtype, int64_t m) {
         best = &variants[i];
       }
     gemm_packed_free(wp);
+    free(flush);
     free(wd);
     free(ad);
     free(ws);
