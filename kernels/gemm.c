@@ -466,8 +466,10 @@ static void make_units(gemm_call *cl, int nthreads) {
       for (int64_t u = 0; u < runs; u++)
         cl->units[cl->nunits++] = (gemm_unit){j, r0, panels * u / runs, panels * (u + 1) / runs};
   }
-  /* A panel narrower than a group holds every other line of its weights: the threads then share
-   * one run, so that the panels of a group (adjacent lines, fetched in pairs) run at the same time */
+  /* A panel narrower than a group owns only some of the lines of its group's weights (the strips
+   * are interleaved line by line): the threads then share one run, so that the panels of a group
+   * run at the same time and the lines fetched in pairs are used by both (14x32, 16 rows: 3% faster
+   * than separate runs) */
   cl->nranges = cl->impl->nv < GEMM_GROUP ? 1 : nthreads;
   cl->ranges = aligned_alloc64((size_t)cl->nranges * sizeof *cl->ranges);
   for (int t = 0; t < cl->nranges; t++) {
