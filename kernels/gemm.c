@@ -24,7 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 #include "gemm.h"
 #include "gemm_internal.h"
@@ -669,31 +671,26 @@ static pthread_mutex_t best_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static int m_class(int64_t m) { return m <= 8 ? 0 : m <= 64 ? 1 : m <= 256 ? 2 : 3; }
 
-/* The last-level cache of the CPU this runs on: Linux's sysfs (what the kernel reports for this
- * core; glibc's sysconf can report a whole host's L3 in a VM), else sysconf, else 32 MiB; clamped
- * to [8, 128] MiB. */
-static size_t llc_bytes(void) {
-  long v = -1;
-  FILE *f = fopen("/sys/devices/system/cpu/cpu0/cache/index3/size", "r");
-  if (f) {
-    char unit = 0;
-    long n = 0;
-    if (fscanf(f, "%ld%c", &n, &unit) >= 1) v = unit == 'K' ? n << 10 : unit == 'M' ? n << 20 : n;
-    fclose(f);
-  }
-  if (v <= 0) v = sysconf(_SC_LEVEL3_CACHE_SIZE);
-  if (v <= 0) v = 32l << 20;
-  return v < (8l << 20) ? 8u << 20 : v > (128l << 20) ? 128u << 20 : (size_t)v;
+/* Evicts the packed weights from every cache level (clflush, SSE2), as an expert's weights are
+ * evicted between layers. */
+static void evict_weights(const gemm_packed *w) {
+#if defined(__x86_64__) || defined(__i386__)
+  const char *d = w->data;
+  size_t n = (size_t)(w->strips * w->kp * 32) * (w->dtype == KN_BF16 ? 2 : 1);
+  for (size_t i = 0; i < n; i += 64) _mm_clflush(d + i);
+  _mm_mfence();
+#else
+  (void)w;
+#endif
 }
 
 /* Seconds of one run of variant v on the probe shape (1e30 if it fails), its weights first evicted
- * from the caches by rewriting `flush` (twice the last-level cache): the weights of an expert come
+ * from the caches: the weights of an expert come
  * from memory in a real layer, and which tile streams them best is what the probe must find (with
  * the weights in L3, a different tile wins at 16-32 rows: by 15-20% the wrong way on a cold run). */
-static double probe_time(const gemm_variant *v, int64_t m, const gemm_mat *a, const gemm_packed *w, gemm_out *c,
-                         unsigned char *flush, size_t flush_bytes) {
+static double probe_time(const gemm_variant *v, int64_t m, const gemm_mat *a, const gemm_packed *w, gemm_out *c) {
   gemm_opts o = {.variant = v};
-  memset(flush, (int)(flush[0] + 1), flush_bytes);
+  evict_weights(w);
   uint64_t t0 = util_now_ns();
   if (gemm_run(NULL, m, a, w, c, &o) != 0) return 1e30;
   return (double)(util_now_ns() - t0) * 1e-9;
@@ -737,14 +734,12 @@ const gemm_variant *gemm_variant_best(kn_dtype wtype, int64_t m) {
     gemm_packed *wp = gemm_pack(&wm, n, k);
     /* The candidates run in interleaved rounds (a burst of load from other programs then hits them
      * alike), and each keeps its fastest run (other programs only ever slow a run down). */
-    size_t flush_bytes = 2 * llc_bytes();
-    unsigned char *flush = util_xcalloc(flush_bytes, 1);
     double t[UTIL_ARRAY_LEN(variants)];
     for (size_t i = 0; i < UTIL_ARRAY_LEN(variants); i++) t[i] = 1e30;
     for (int r = 0; r < BEST_ROUNDS; r++)
       for (int i = 0; i < gemm_variant_count(); i++) {
         if (!variants[i].supported() || variants[i].isa != top) continue;
-        double s = probe_time(&variants[i], pm, &am, wp, &co, flush, flush_bytes);
+        double s = probe_time(&variants[i], pm, &am, wp, &co);
         if (s < t[i]) t[i] = s;
       }
     double tbest = 1e30;
@@ -754,7 +749,6 @@ const gemm_variant *gemm_variant_best(kn_dtype wtype, int64_t m) {
         best = &variants[i];
       }
     gemm_packed_free(wp);
-    free(flush);
     free(wd);
     free(ad);
     free(ws);
