@@ -235,6 +235,48 @@ static void test_single_subnormal_lane(void) {
   free(x);
 }
 
+/* Every finite BF16 word, both signs, through the block quantizers at many scales: the AVX2
+ * block path converts by per-block tables built from the inverse scale's mantissa (a code per
+ * BF16 mantissa, plus the exponent), so each of its 65,536 inputs is a distinct case. For each
+ * amax (mantissas spread over [1, 2) including both ends, exponents from tiny to huge) the 128 x
+ * 1024 matrix holds amax at the first element of every block and the words of magnitude at most
+ * amax's in order (repeated to fill), so that every block has that one scale. */
+static void test_block_every_word(void) {
+  const quant_kernels *be[4];
+  int nbe = backends(be);
+  if (nbe == 1) T_SKIP("no vector backend on this CPU");
+  enum { M = 128, K = 1024, NA = 24 };
+  bf16_t *x = malloc(sizeof *x * M * K);
+  fp8_t *q0 = malloc(M * K), *q1 = malloc(M * K);
+  float s0[8], s1[8];
+  const quant_kernels *ref = quant_ref();
+  for (int ai = 0; ai < NA; ai++) {
+    /* amax words: exponents 0x3b..0x8f apart, mantissas 0, 127 and a spread between */
+    uint16_t aw = (uint16_t)((0x3b + ai * 9 % 0x55) << 7 | (ai == 0 ? 0 : ai == 1 ? 127 : (ai * 53) % 128));
+    int i = 0;
+    for (int blk = 0; blk < K / 128; blk++)
+      for (int r = 0; r < M; r++)
+        for (int c = 0; c < 128; c++, i++) {
+          uint16_t w = (uint16_t)((uint32_t)i / 2 % (aw + 1u)); /* each magnitude word <= aw, both signs */
+          x[r * K + blk * 128 + c] = (bf16_t)(r == 0 && c == 0 ? aw : w | (i & 1) << 15);
+        }
+    for (int fi = 0; fi < 2; fi++)
+      for (int pow2 = 0; pow2 < 2; pow2++) {
+        ref->block_bf16(x, M, K, fmts[fi], pow2, q0, s0);
+        for (int b = 1; b < nbe; b++) {
+          be[b]->block_bf16(x, M, K, fmts[fi], pow2, q1, s1);
+          int64_t d = 0;
+          while (d < M * K && q0[d] == q1[d]) d++;
+          T_CHECKF(d == M * K && memcmp(s0, s1, sizeof s0) == 0,
+                   "%s %s pow2=%d amax word 0x%04x: first differing code at %lld (input 0x%04x: %02x, reference %02x)",
+                   be[b]->backend, kn_dtype_name(fmts[fi]), pow2, aw, (long long)d, d < M * K ? x[d] : 0,
+                   d < M * K ? q1[d] : 0, d < M * K ? q0[d] : 0);
+        }
+      }
+  }
+  free(x), free(q0), free(q1);
+}
+
 /* Outputs large enough for the AVX-512 block quantizer's non-temporal stores (4 Mi elements, q
  * 64-byte aligned) and rows of more than 64 tiles (scratch on the heap in both vector backends):
  * activation-like values with a few zeros, tiny values and non-finite ones sprinkled in. */
@@ -424,6 +466,7 @@ int main(void) {
   T_RUN(test_backends_match_ref);
   T_RUN(test_subnormal_boundary);
   T_RUN(test_single_subnormal_lane);
+  T_RUN(test_block_every_word);
   T_RUN(test_large_bf16);
   T_RUN(test_large_block);
   T_RUN(test_encoder_sweep);
