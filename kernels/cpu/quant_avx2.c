@@ -522,6 +522,7 @@ static inline __attribute__((always_inline)) void cvt_tile_tab(const bf16_t *x, 
 }
 
 #define Q8_AHEAD_BF16 6144 /* BF16 elements prefetched ahead of a reduction that streams from memory */
+#define Q8_AHEAD_CVT 2048  /* and ahead of the block quantizer's conversion pass, which reads back from L2/L3 */
 
 /* BF16 rows, two passes per row (every full tile's scale, then the conversions from L1); the
  * conversions of row i prefetch row i + 1, so that memory keeps streaming while they compute.
@@ -563,8 +564,8 @@ static void token_bf16(const bf16_t *x, int64_t m, int64_t k, kn_dtype fmt, int 
 
 /* BF16 blocks, software-pipelined over block rows: while row r of block row br is reduced
  * (streaming from memory in address order, prefetched ahead), row r of block row br - 1 is
- * converted (from L2/L3, where the reduction left it), so that the memory stream never waits for
- * the arithmetic. The reduction keeps each block's largest magnitude word and each tile's (one
+ * converted (from L2/L3, where the reduction left it, prefetched ahead as well), so that the
+ * memory stream never waits for the arithmetic. The reduction keeps each block's largest magnitude word and each tile's (one
  * row of a block) smallest; full finite blocks are converted by their tables (q8_tab), a tile
  * whose smallest word is below the block's lim with its groups of 64 checked, and the few blocks
  * whose codes do not fit the tables by the float path. A last partial block row, a partial block
@@ -608,8 +609,11 @@ static inline __attribute__((always_inline)) void block_bf16_fmt(const bf16_t *w
           _mm256_storeu_si256(m, _mm256_max_epu16(_mm256_loadu_si256(m), hi));
           tm[b] = hmin_u16(lo);
         }
-        if (br == 0 || pinv[b] == 0.0f) continue;
+        if (br == 0) continue;
         const bf16_t *x = w + cr * k + b * QUANT_TILE;
+        /* the converted rows come back from L2 or (K > 4096) L3: fetched ahead too */
+        for (int j = 0; j < 4; j++) _mm_prefetch((const char *)(x + Q8_AHEAD_CVT) + 64 * j, _MM_HINT_T0);
+        if (pinv[b] == 0.0f) continue;
         fp8_t *qt = q + cr * k + b * QUANT_TILE;
         if (!ptabok[b]) cvt_tile_bf16(x, pinv[b], pslow[b], f, qt);
         else if (ptm[b] >= ptab[b].lim) cvt_tile_tab(x, ptab + b, 0, pinv[b], pslow[b], f, qt);

@@ -336,6 +336,7 @@ static inline __attribute__((always_inline)) void cvt_tile_bf16(const bf16_t *x,
 }
 
 #define Q8_AHEAD_BF16 6144 /* BF16 elements prefetched ahead of a reduction that streams from memory */
+#define Q8_AHEAD_CVT 2048  /* and ahead of the block quantizer's conversion pass, which reads back from L2/L3 */
 
 /* BF16 rows, two passes per row (every full tile's scale, then the conversions from L1); the
  * conversions of row i prefetch row i + 1, so that memory keeps streaming while they compute.
@@ -451,9 +452,10 @@ static void block_f32(const float *w, int64_t n, int64_t k, kn_dtype fmt, int po
 
 /* BF16 blocks, software-pipelined over block rows: while row r of block row br is reduced
  * (streaming from memory in address order, prefetched ahead), row r of block row br - 1 is
- * converted (from L2/L3, where the reduction left it), so that the memory stream never waits for
- * the arithmetic. A last partial block row, a partial block column and blocks holding Inf/NaN take
- * block_general. */
+ * converted (from L2/L3, where the reduction left it, prefetched ahead as well: 5-12% at one
+ * thread, up to 25% at two, 0.57-0.77 -> 0.67-0.83 of memcpy when the VM's memory is fast), so
+ * that the memory stream never waits for the arithmetic. A last partial block row, a partial block
+ * column and blocks holding Inf/NaN take block_general. */
 static inline __attribute__((always_inline)) void block_bf16_fmt(const bf16_t *w, int64_t n, int64_t k, kn_dtype fmt,
                                                                  int pow2, fp8_t *q, float *scales) {
   const q8_fmt *f = fmt == KN_FP8_E5M2 ? &q8_e5m2 : &q8_e4m3;
@@ -486,7 +488,10 @@ static inline __attribute__((always_inline)) void block_bf16_fmt(const bf16_t *w
           }
           mx[b] = hi, mn[b] = lo;
         }
-        if (br > 0 && pinv[b] != 0.0f) cvt_tile_bf16(w + cr * k + b * QUANT_TILE, pinv[b], pthr[b], f, q + cr * k + b * QUANT_TILE, nt);
+        if (br == 0) continue;
+        /* the converted rows come back from L2 or (K > 4096) L3: fetched ahead too */
+        for (int j = 0; j < 4; j++) _mm_prefetch((const char *)(w + cr * k + b * QUANT_TILE + Q8_AHEAD_CVT) + 64 * j, _MM_HINT_T0);
+        if (pinv[b] != 0.0f) cvt_tile_bf16(w + cr * k + b * QUANT_TILE, pinv[b], pthr[b], f, q + cr * k + b * QUANT_TILE, nt);
       }
     }
     if (!red) break;
