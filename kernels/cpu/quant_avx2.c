@@ -458,23 +458,18 @@ static int q8_tab_build(float inv, const q8_fmt *f, q8_tab *t) {
   int emin = 128 - bias - (eb - 127);
   if (emin > 254) return 0;
   __m256 s = _mm256_set1_ps(kn_bits_f32((ib & 0x7fffffu) | 0x3f800000u));
-  uint8_t c[128];
-  for (int v = 0; v < 16; v++) { /* p_m for m = 8v..8v+7, rounded to its code (normal: p >= 1) */
-    __m256i m = _mm256_add_epi32(_mm256_set1_epi32(8 * v), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), one = _mm256_set1_epi32(1);
+  for (int b = 0; b < 16; b++) { /* bucket b: p_m for m = 8b..8b+7, rounded to its code (normal: p >= 1) */
+    __m256i m = _mm256_add_epi32(_mm256_set1_epi32(8 * b), lane);
     __m256 x = _mm256_castsi256_ps(_mm256_or_si256(_mm256_slli_epi32(m, 16), _mm256_set1_epi32(0x3f800000)));
     __m256i code = _mm256_srli_epi32(q8_rne_bits(_mm256_mul_ps(x, s), f), f->drop);
-    code = _mm256_add_epi32(code, _mm256_set1_epi32((eb - 254) * (1 << d))); /* + (E - 127) << D */
-    __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(code), _mm256_extracti128_si256(code, 1));
-    _mm_storel_epi64((__m128i *)(c + 8 * v), _mm_shuffle_epi8(w, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, -1, -1, -1, -1, -1, -1, -1, -1)));
-  }
-  for (int b = 0; b < 16; b++) { /* codes are non-decreasing in m: a bucket's steps are a suffix */
-    int ones = 0;
-    for (int j = 1; j < 8; j++) {
-      uint8_t dd = (uint8_t)(c[8 * b + j] - c[8 * b]);
-      if (dd > 1) return 0;
-      ones += dd;
-    }
-    t->tb[b] = (uint8_t)(c[8 * b] + 1), t->tt[b] = (uint8_t)(8 - ones);
+    /* codes are non-decreasing in m; the bucket fits when they rise by at most 1 over it */
+    __m256i dd = _mm256_sub_epi32(code, _mm256_broadcastd_epi32(_mm256_castsi256_si128(code)));
+    if (_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_or_si256(_mm256_cmpgt_epi32(dd, one),
+                                                                _mm256_cmpgt_epi32(_mm256_setzero_si256(), dd)))))
+      return 0;
+    t->tb[b] = (uint8_t)(_mm256_cvtsi256_si32(code) + 1 + (eb - 254) * (1 << d)); /* + (E - 127) << D, mod 256 */
+    t->tt[b] = (uint8_t)__builtin_popcount((unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(dd, _mm256_setzero_si256()))));
   }
   t->lim = (uint16_t)((emin < 1 ? 1 : emin) << 7);
   return 1;
