@@ -1,8 +1,8 @@
 /* tests/test_quant.c — FP8 quantizers: the scale formula on hand-worked values, every backend
  * bit-identical to the reference on random and edge shapes (K not a multiple of 128, M = 1, empty,
- * huge/tiny/subnormal values, NaN/Inf), the vector FP8 encoders against the scalar truth on a
- * dense sweep of float bit patterns, the round trip of every FP8 code, and the dequantization error
- * bound. */
+ * huge/tiny/subnormal values, NaN/Inf, every BF16 word through the block quantizers at 24 scales),
+ * the vector FP8 encoders against the scalar truth on a dense sweep of float bit patterns, the round
+ * trip of every FP8 code, and the dequantization error bound. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -251,7 +251,7 @@ static void test_block_every_word(void) {
   float s0[8], s1[8];
   const quant_kernels *ref = quant_ref();
   for (int ai = 0; ai < NA; ai++) {
-    /* amax words: exponents 0x3b..0x8f apart, mantissas 0, 127 and a spread between */
+    /* amax words: exponent fields 0x3b-0x8f, mantissas 0, 127 and a spread between */
     uint16_t aw = (uint16_t)((0x3b + ai * 9 % 0x55) << 7 | (ai == 0 ? 0 : ai == 1 ? 127 : (ai * 53) % 128));
     int i = 0;
     for (int blk = 0; blk < K / 128; blk++)

@@ -453,7 +453,7 @@ static void block_f32(const float *w, int64_t n, int64_t k, kn_dtype fmt, int po
 /* BF16 blocks, software-pipelined over block rows: while row r of block row br is reduced
  * (streaming from memory in address order, prefetched ahead), row r of block row br - 1 is
  * converted (from L2/L3, where the reduction left it, prefetched ahead as well: 5-12% at one
- * thread, up to 25% at two, 0.57-0.77 -> 0.67-0.83 of memcpy when the VM's memory is fast), so
+ * thread, up to 25% at two, 0.48-0.77 -> 0.66-0.98 of memcpy when the VM's memory is fast), so
  * that the memory stream never waits for the arithmetic. A last partial block row, a partial block
  * column and blocks holding Inf/NaN take block_general. */
 static inline __attribute__((always_inline)) void block_bf16_fmt(const bf16_t *w, int64_t n, int64_t k, kn_dtype fmt,
