@@ -260,17 +260,9 @@ static inline int32_t hmax_u16(__m256i v) {
   return (0xffff - (_mm_cvtsi128_si32(_mm_minpos_epu16(_mm_xor_si128(m, _mm_set1_epi16(-1)))) & 0xffff)) << 16;
 }
 
-/* Largest magnitude word, lane by lane, of the 128 BF16 elements at p: a tree over the eight loads,
- * written out (a rolled loop would serialise them). Inf/NaN sort above every finite value. */
-static inline __attribute__((always_inline)) __m256i max128_bf16(const bf16_t *p) {
-  const __m256i mag = _mm256_set1_epi16(0x7fff);
-#define Q8_LD(j) _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(p + 16 * (j))), mag)
-  return _mm256_max_epu16(_mm256_max_epu16(_mm256_max_epu16(Q8_LD(0), Q8_LD(1)), _mm256_max_epu16(Q8_LD(2), Q8_LD(3))),
-                          _mm256_max_epu16(_mm256_max_epu16(Q8_LD(4), Q8_LD(5)), _mm256_max_epu16(Q8_LD(6), Q8_LD(7))));
-#undef Q8_LD
-}
-
-/* Lane-wise largest and smallest magnitude words of the 128 BF16 elements at p. */
+/* Largest and smallest magnitude words, lane by lane, of the 128 BF16 elements at p: trees over
+ * the eight loads, written out (a rolled loop would serialise them; an array of the loads was 4x
+ * slower: gcc kept it in memory). Inf/NaN sort above every finite value. */
 static inline __attribute__((always_inline)) void minmax128_bf16(const bf16_t *p, __m256i *hi, __m256i *lo) {
   const __m256i mag = _mm256_set1_epi16(0x7fff);
 #define Q8_LD(j) __m256i a##j = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(p + 16 * (j))), mag)
@@ -280,6 +272,14 @@ static inline __attribute__((always_inline)) void minmax128_bf16(const bf16_t *p
                          _mm256_max_epu16(_mm256_max_epu16(a4, a5), _mm256_max_epu16(a6, a7)));
   *lo = _mm256_min_epu16(_mm256_min_epu16(_mm256_min_epu16(a0, a1), _mm256_min_epu16(a2, a3)),
                          _mm256_min_epu16(_mm256_min_epu16(a4, a5), _mm256_min_epu16(a6, a7)));
+}
+
+/* The largest alone (the unused minimum is dropped by the compiler). */
+static inline __attribute__((always_inline)) __m256i max128_bf16(const bf16_t *p) {
+  __m256i hi, lo;
+  minmax128_bf16(p, &hi, &lo);
+  (void)lo;
+  return hi;
 }
 
 /* Smallest of 16 unsigned words. */
